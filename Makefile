@@ -1,0 +1,37 @@
+# Developer entry points. 'make run' and 'make test' each set up everything
+# they need on a fresh machine: a virtual environment with kiskadee and its
+# test tools, and the analyzers.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+SAMPLE = tests/fixtures/hello_2.10.orig.tar.gz
+PYTEST_ARGS ?=
+
+.PHONY: all setup analyzers run test bench clean
+
+all: test
+
+$(BIN)/kiskadee: setup.py requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e . -r requirements-test.txt
+	touch $@
+
+analyzers:
+	packaging/install-analyzers
+
+setup: $(BIN)/kiskadee analyzers
+
+run: setup
+	$(BIN)/kiskadee analyze $(SAMPLE)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+
+bench: setup
+	$(BIN)/python bench/analyze_overhead.py
+	$(BIN)/python bench/store_findings.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,7 @@
+"""``python -m kiskadee``: the same as the ``kiskadee`` command."""
+
+import sys
+
+from kiskadee.cli import main
+
+sys.exit(main())

@@ -1,0 +1,113 @@
+"""Running the analyzers that apply to a source tree, each in a sandbox.
+
+One analyzer's crash, timeout or absence never stops the others: each
+outcome becomes an ``AnalyzerRun`` with a status of ok, failed, timeout or
+skipped.
+"""
+
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from kiskadee import languages, ranking
+from kiskadee.analyzers import Analyzer, ReportError
+from kiskadee.errors import AnalyzerUnavailable
+from kiskadee.findings import Finding, assign_fingerprints
+from kiskadee.sandbox import Limits, Sandbox
+
+log = logging.getLogger(__name__)
+
+VERSION_TIMEOUT = 60.0
+UNKNOWN_VERSION = "unknown"
+
+
+@dataclasses.dataclass
+class AnalyzerRun:
+    """The outcome of one analyzer over one source tree."""
+
+    analyzer: str
+    tool_version: str
+    status: str                 # ok, failed, timeout, skipped
+    duration: float = 0.0
+    error: str = ""
+    findings: List[Finding] = dataclasses.field(default_factory=list)
+
+
+Progress = Callable[[str], None]
+
+
+def analyze_tree(
+    tree: Path,
+    analyzers: Sequence[Analyzer],
+    sandbox: Sandbox,
+    limits: Limits,
+    progress: Optional[Progress] = None,
+) -> List[AnalyzerRun]:
+    """Run each analyzer over ``tree``; rank the findings of all of them together."""
+    found = languages.detect(tree)
+    log.info("languages in %s: %s", tree.name, found or "none recognized")
+    runs = []
+    for analyzer in analyzers:
+        if progress:
+            progress(analyzer.name)
+        runs.append(run_analyzer(analyzer, tree, sandbox, limits, found))
+    ranking.rank({run.analyzer: run.findings for run in runs})
+    return runs
+
+
+def run_analyzer(
+    analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, found: Dict[str, int]
+) -> AnalyzerRun:
+    """Run one analyzer; every failure becomes a status, never an exception."""
+    if not analyzer.languages & set(found):
+        wanted = " or ".join(sorted(analyzer.languages))
+        return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "skipped", error=f"no {wanted} files")
+    with tempfile.TemporaryDirectory(prefix=f"kk-{analyzer.name}-") as scratch:
+        try:
+            return _run(analyzer, tree, sandbox, limits, Path(scratch))
+        except AnalyzerUnavailable as exc:
+            log.error("%s: %s", analyzer.name, exc)
+            return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "failed", error=str(exc))
+
+
+def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scratch: Path) -> AnalyzerRun:
+    version = tool_version(analyzer, tree, sandbox, limits, scratch)
+    output = scratch / "output"
+    output.mkdir()
+    source_in, output_in = sandbox.paths(tree, output)
+    execution = sandbox.run(analyzer.argv(source_in, output_in), tree, output, limits)
+    run = AnalyzerRun(analyzer.name, version, "ok", duration=round(execution.duration, 3))
+    if execution.timed_out:
+        run.status, run.error = "timeout", f"exceeded its timeout of {limits.timeout:g} s"
+    elif execution.returncode != 0:
+        run.status = "failed"
+        run.error = f"exited with status {execution.returncode}: {execution.tail[-1000:]}"
+    else:
+        _read_report(analyzer, run, analyzer.report(execution.stdout_path, output), tree)
+    log.info("%s: %s in %.1f s, %d findings", analyzer.name, run.status, run.duration, len(run.findings))
+    return run
+
+
+def _read_report(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path) -> None:
+    try:
+        run.findings = analyzer.parse(report)
+    except (ReportError, ValueError, KeyError, OSError) as exc:
+        run.status, run.error = "failed", f"cannot parse its report: {exc}"
+        return
+    assign_fingerprints(analyzer.name, run.findings, tree)
+
+
+def tool_version(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scratch: Path) -> str:
+    """The version the tool itself reports, run in the same sandbox as the analysis."""
+    output = scratch / "version"
+    output.mkdir()
+    short = dataclasses.replace(limits, timeout=min(limits.timeout, VERSION_TIMEOUT))
+    execution = sandbox.run(analyzer.version_argv(), tree, output, short)
+    text = execution.stdout_path.read_text(errors="replace")
+    try:
+        return analyzer.parse_version(text)
+    except ReportError as exc:
+        log.warning("%s: %s", analyzer.name, exc)
+        return UNKNOWN_VERSION

@@ -1,0 +1,76 @@
+"""Analyzer plug-ins: one module per tool, each turning the tool's report into Findings.
+
+An analyzer knows how to ask its tool for its version, which command to run
+over a source tree, where the tool leaves its report and how to parse it.
+Running it is the business of ``kiskadee.analysis`` and a sandbox backend.
+"""
+
+from pathlib import Path
+from typing import Dict, FrozenSet, List, Sequence, Type
+
+from kiskadee.findings import Finding
+
+C_FAMILY = frozenset({"c", "c++"})
+
+
+class ReportError(Exception):
+    """An analyzer's report could not be parsed."""
+
+
+class Analyzer:
+    """Base of the plug-ins. Subclasses set ``name`` and implement the methods."""
+
+    name = ""
+    languages: FrozenSet[str] = C_FAMILY
+
+    def __init__(self, settings: object):
+        self.settings = settings
+
+    @property
+    def program(self) -> str:
+        return self.settings.program
+
+    def version_argv(self) -> List[str]:
+        return [self.program, "--version"]
+
+    def parse_version(self, output: str) -> str:
+        """The tool's version from the output of ``version_argv``."""
+        raise NotImplementedError
+
+    def argv(self, source: str, output: str) -> List[str]:
+        """The command that analyzes ``source`` (cwd) and writes its report under ``output``."""
+        raise NotImplementedError
+
+    def report(self, stdout: Path, output: Path) -> Path:
+        """Where the report is on the host: the captured stdout unless a tool writes a file."""
+        return stdout
+
+    def parse(self, report: Path) -> List[Finding]:
+        """Every finding of the report, normalized; raises ReportError on a broken report."""
+        raise NotImplementedError
+
+
+def registry() -> Dict[str, Type[Analyzer]]:
+    """The analyzers kiskadee knows, by name."""
+    from kiskadee.analyzers.cppcheck import Cppcheck
+    from kiskadee.analyzers.flawfinder import Flawfinder
+
+    return {cls.name: cls for cls in (Cppcheck, Flawfinder)}
+
+
+def make_analyzers(names: Sequence[str], settings: object) -> List[Analyzer]:
+    """Instances of the named analyzers, each with its section of ``settings``."""
+    known = registry()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown analyzer {', '.join(unknown)}; known analyzers: {', '.join(sorted(known))}"
+        )
+    return [known[name](getattr(settings, name)) for name in names]
+
+
+def relative_path(path: str) -> str:
+    """A report's path as kiskadee stores it: relative, without a leading './'."""
+    while path.startswith("./"):
+        path = path[2:]
+    return path

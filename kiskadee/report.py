@@ -1,0 +1,61 @@
+"""Formatting results for people: aligned tables on a terminal, JSON for programs."""
+
+import json
+from typing import Dict, List, Sequence
+
+from kiskadee.models import SEVERITIES
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def packages_table(summaries: List[Dict]) -> str:
+    if not summaries:
+        return "no packages yet; analyze one with 'kiskadee analyze SOURCE'"
+    return table(
+        ("PACKAGE", "FETCHER", "VERSIONS", "LATEST", "STATE", "FINDINGS"),
+        [(s["package"], s["fetcher"], s["versions"], s["latest"], s["state"], s["findings"])
+         for s in summaries],
+    )
+
+
+def version_text(report: Dict) -> str:
+    """The analyses of a version, then its best-ranked findings."""
+    lines = [f"{report['package']} {report['version']} ({report['fetcher']}): {report['state']}"]
+    if report["source_url"]:
+        lines.append(f"source: {report['source_url']}" + (f"  sha256 {report['sha256']}" if report["sha256"] else ""))
+    lines += ["", _analyses_table(report["analyses"])]
+    errors = [f"  {a['analyzer']}: {a['error']}" for a in report["analyses"] if a["error"]]
+    if errors:
+        lines += ["", "problems:"] + errors
+    if report["findings"]:
+        lines += ["", _findings_table(report["findings"])]
+    return "\n".join(lines)
+
+
+def _analyses_table(analyses: List[Dict]) -> str:
+    return table(
+        ("ANALYZER", "VERSION", "STATUS", "SECONDS", "FINDINGS") + tuple(s.upper() for s in SEVERITIES),
+        [(a["analyzer"], a["analyzer_version"], a["status"], f"{a['duration']:.1f}", a["finding_count"],
+          *(a["by_severity"].get(s, 0) for s in SEVERITIES)) for a in analyses],
+    )
+
+
+def _findings_table(findings: List[Dict]) -> str:
+    return table(
+        ("RANK", "SEVERITY", "ANALYZER", "LOCATION", "CHECK", "CWE", "MESSAGE"),
+        [(f"{f['rank']:.1f}", f["severity"], f["analyzer"], f"{f['path']}:{f['line']}", f["check_id"],
+          f["cwe"] or "", _shorten(f["message"], 70)) for f in findings],
+    )
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def as_json(data: object) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)

@@ -1,0 +1,53 @@
+"""Sandbox backends: where and how an analyzer command runs.
+
+A backend runs one command over a source tree with the tree visible at
+``source_path`` and a writable output directory at ``output_path`` (paths
+as the command sees them), under a wall-clock timeout, a memory limit and a
+cap on output size. The local backend runs a subprocess; the docker backend
+(see the docker issue) runs a container.
+"""
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    timeout: float              # seconds of wall-clock time
+    memory_mb: int              # address space
+    max_output_bytes: int       # per output file the command writes
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """What became of one command run in a sandbox."""
+
+    returncode: int
+    duration: float
+    timed_out: bool
+    stdout_path: Path           # on the host
+    tail: str                   # the end of stderr (or of stdout when stderr is empty), for error reports
+
+
+class Sandbox:
+    """Interface of the backends."""
+
+    name = ""
+
+    def paths(self, source: Path, output: Path) -> "tuple[str, str]":
+        """The source and output directories as a command in this sandbox sees them."""
+        raise NotImplementedError
+
+    def run(self, argv: Sequence[str], source: Path, output: Path, limits: Limits) -> Execution:
+        """Run ``argv`` with the source tree as working directory."""
+        raise NotImplementedError
+
+
+def make_sandbox(backend: str) -> Sandbox:
+    """The sandbox named by the configuration."""
+    if backend == "local":
+        from kiskadee.sandbox.local import LocalSandbox
+
+        return LocalSandbox()
+    raise ValueError(f"unknown sandbox backend {backend!r}; known: local")

@@ -1,0 +1,95 @@
+"""Writing analysis results to the database, each version's results in one transaction."""
+
+import dataclasses
+import logging
+from typing import Iterable, Sequence, Tuple
+
+import peewee
+
+from kiskadee.analysis import AnalyzerRun
+from kiskadee.findings import Finding
+from kiskadee.models import Analysis, Analyzer, Fetcher, Package, Version, utcnow
+
+log = logging.getLogger(__name__)
+
+FINDING_COLUMNS = (
+    "analysis_id", "path", "line", "column", "function", "check_id",
+    "cwe", "severity", "message", "fingerprint", "rank",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionKey:
+    """Which version of which package, from which fetcher."""
+
+    fetcher: str
+    package: str
+    version: str
+
+
+def get_version(key: VersionKey) -> Version:
+    """The version row for ``key``, created with its fetcher and package if new."""
+    fetcher, _ = Fetcher.get_or_create(name=key.fetcher)
+    package, _ = Package.get_or_create(fetcher=fetcher, name=key.package)
+    version, _ = Version.get_or_create(package=package, number=key.version)
+    return version
+
+
+def store_runs(version: Version, runs: Sequence[AnalyzerRun], started_at=None) -> None:
+    """Replace the analyses of ``version`` by ``runs``, in the caller's transaction."""
+    for run in runs:
+        analyzer, _ = Analyzer.get_or_create(name=run.analyzer, version=run.tool_version)
+        _delete_previous(version, run.analyzer)
+        analysis = Analysis.create(
+            version=version,
+            analyzer=analyzer,
+            status=run.status,
+            started_at=started_at or utcnow(),
+            duration=run.duration,
+            finding_count=len(run.findings),
+            error=run.error,
+        )
+        insert_findings(analysis.id, run.findings)
+
+
+def _delete_previous(version: Version, analyzer_name: str) -> None:
+    previous = (
+        Analysis.select(Analysis.id)
+        .join(Analyzer)
+        .where((Analysis.version == version) & (Analyzer.name == analyzer_name))
+    )
+    Analysis.delete().where(Analysis.id.in_(previous)).execute()
+
+
+def insert_findings(analysis_id: int, findings: Iterable[Finding]) -> int:
+    """Bulk-insert findings of one analysis; returns how many were written.
+
+    This is the hot path when a large package has many findings, so it goes
+    through the driver's executemany rather than building peewee queries.
+    """
+    db = Analysis._meta.database
+    columns = ", ".join(f'"{name}"' for name in FINDING_COLUMNS)
+    marks = ", ".join([db.param] * len(FINDING_COLUMNS))
+    rows = [_row(analysis_id, f) for f in findings]
+    db.cursor().executemany(f"INSERT INTO finding ({columns}) VALUES ({marks})", rows)
+    return len(rows)
+
+
+def _row(analysis_id: int, f: Finding) -> Tuple:
+    return (analysis_id, f.path, f.line, f.column, f.function, f.check_id,
+            f.cwe, f.severity, f.message, f.fingerprint, f.rank)
+
+
+def record_analysis(key: VersionKey, runs: Sequence[AnalyzerRun], *, source_url: str = "",
+                    sha256: str = "", db: peewee.Database) -> Version:
+    """Store a complete one-shot analysis of ``key`` in one transaction."""
+    with db.atomic():
+        version = get_version(key)
+        store_runs(version, runs)
+        failed = [run for run in runs if run.status in ("failed", "timeout")]
+        version.state = "failed" if failed and len(failed) == len(runs) else "done"
+        version.source_url, version.sha256 = source_url, sha256
+        version.error = "; ".join(f"{r.analyzer}: {r.error}" for r in failed)
+        version.finished_at = utcnow()
+        version.save()
+    return version

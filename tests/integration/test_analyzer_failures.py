@@ -1,0 +1,71 @@
+"""An analyzer that is missing, crashes, hangs or runs out of memory: recorded, the others still run."""
+
+import tarfile
+import time
+
+import pytest
+
+from kiskadee.analysis import analyze_tree
+from kiskadee.analyzers.cppcheck import Cppcheck
+from kiskadee.analyzers.flawfinder import Flawfinder
+from kiskadee.config import CppcheckConfig, FlawfinderConfig
+from kiskadee.sandbox import Limits
+from kiskadee.sandbox.local import LocalSandbox
+
+from conftest import HELLO_TARBALL, run_kiskadee
+
+GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
+
+
+@pytest.fixture(scope="module")
+def hello_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hello")
+    with tarfile.open(HELLO_TARBALL) as archive:
+        archive.extractall(root)
+    return root / "hello-2.10"
+
+
+def outcomes(runs):
+    return {run.analyzer: run for run in runs}
+
+
+def test_missing_analyzer_binary_fails_that_analyzer_only(hello_tree):
+    runs = outcomes(analyze_tree(hello_tree, [Cppcheck(CppcheckConfig(program="cppcheck-not-installed")),
+                                              Flawfinder(FlawfinderConfig())], LocalSandbox(), GENEROUS))
+    assert runs["cppcheck"].status == "failed"
+    assert "'cppcheck-not-installed' is not installed" in runs["cppcheck"].error
+    assert runs["flawfinder"].status == "ok" and len(runs["flawfinder"].findings) > 300
+
+
+def test_analyzer_over_its_timeout_is_killed_and_recorded(hello_tree):
+    started = time.monotonic()
+    limits = Limits(timeout=1.0, memory_mb=4096, max_output_bytes=64 * 1024**2)
+    runs = outcomes(analyze_tree(hello_tree, [Cppcheck(CppcheckConfig()), Flawfinder(FlawfinderConfig())],
+                                 LocalSandbox(), limits))
+    assert runs["cppcheck"].status == "timeout"          # cppcheck needs several seconds on hello
+    assert "timeout of 1 s" in runs["cppcheck"].error
+    assert runs["cppcheck"].findings == []
+    assert runs["flawfinder"].status == "ok"
+    assert time.monotonic() - started < 10
+
+
+def test_analyzer_that_crashes_is_failed_with_its_stderr(hello_tree):
+    broken = Cppcheck(CppcheckConfig(extra_args=("--no-such-option",)))
+    (run,) = analyze_tree(hello_tree, [broken], LocalSandbox(), GENEROUS)
+    assert run.status == "failed"
+    assert "exited with status 1" in run.error and "--no-such-option" in run.error
+    assert run.tool_version == "2.10"
+
+
+def test_memory_limit_applies(hello_tree):
+    tiny = Limits(timeout=60, memory_mb=8, max_output_bytes=64 * 1024**2)
+    (run,) = analyze_tree(hello_tree, [Cppcheck(CppcheckConfig())], LocalSandbox(), tiny)
+    assert run.status == "failed"
+
+
+def test_cli_exit_status_1_when_an_analyzer_times_out(tmp_path):
+    config = tmp_path / "kiskadee.toml"
+    config.write_text(f'[database]\npath = "{tmp_path / "k.db"}"\n[analysis]\ntimeout = 1\n')
+    result = run_kiskadee("analyze", HELLO_TARBALL, config=config)
+    assert result.returncode == 1, result.stderr
+    assert "timeout" in result.stdout

@@ -1,0 +1,74 @@
+import pytest
+
+from kiskadee import config
+from kiskadee.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "kiskadee.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("KISKADEE_CONFIG", raising=False)
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "absent.toml")
+    settings = config.load()
+    assert settings.source == "built-in defaults"
+    assert settings.analysis.analyzers == ("cppcheck", "flawfinder")
+    assert settings.sandbox.backend == "local"
+
+
+def test_values_from_file_override_defaults(tmp_path):
+    path = write(tmp_path, '[database]\npath = "/srv/k.db"\n[analysis]\ntimeout = 60\n'
+                           'analyzers = ["cppcheck"]\n[analyzers.flawfinder]\nmin_level = 3\n')
+    settings = config.load(str(path))
+    assert settings.database.path == "/srv/k.db"
+    assert settings.analysis.timeout == 60.0 and isinstance(settings.analysis.timeout, float)
+    assert settings.analysis.analyzers == ("cppcheck",)
+    assert settings.analyzers.flawfinder.min_level == 3
+    assert settings.analyzers.cppcheck.program == "cppcheck"   # untouched default
+    assert settings.source == str(path)
+
+
+def test_lookup_order_explicit_then_environment(monkeypatch, tmp_path):
+    from_env = write(tmp_path, '[sandbox]\nbackend = "env"\n')
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text('[sandbox]\nbackend = "explicit"\n')
+    monkeypatch.setenv("KISKADEE_CONFIG", str(from_env))
+    assert config.load().sandbox.backend == "env"
+    assert config.load(str(explicit)).sandbox.backend == "explicit"
+
+
+def test_unknown_key_names_file_key_and_valid_keys(tmp_path):
+    path = write(tmp_path, "[analysis]\ntimeoutt = 5\n")
+    with pytest.raises(ConfigError) as error:
+        config.load(str(path))
+    message = str(error.value)
+    assert str(path) in message
+    assert "'analysis.timeoutt'" in message
+    assert "timeout" in message and "memory_limit_mb" in message
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'databse'"):
+        config.load(str(write(tmp_path, "[databse]\npath = 'x'\n")))
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    ('[analysis]\ntimeout = "long"\n', "analysis.timeout", "float"),
+    ("[analysis]\nmax_files = true\n", "analysis.max_files", "int"),
+    ('[analysis]\nanalyzers = "cppcheck"\n', "analysis.analyzers", "list of strings"),
+    ("database = 3\n", "database", "table"),
+])
+def test_wrong_type_names_key_and_allowed_type(tmp_path, text, key, expected):
+    with pytest.raises(ConfigError) as error:
+        config.load(str(write(tmp_path, text)))
+    assert f"'{key}'" in str(error.value) and expected in str(error.value)
+
+
+def test_broken_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        config.load(str(write(tmp_path, "[analysis\n")))
+    with pytest.raises(ConfigError, match="not found"):
+        config.load(str(tmp_path / "nope.toml"))
