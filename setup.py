@@ -16,6 +16,8 @@ setup(
         "tomli>=1.1; python_version < '3.11'",
         "python-debian>=0.1.39",
         "packaging>=20",
+        "pyzmq>=22",
+        "sdnotify>=0.3",
     ],
     entry_points={
         "console_scripts": ["kiskadee = kiskadee.cli:main"],

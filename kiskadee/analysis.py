@@ -34,6 +34,17 @@ class AnalyzerRun:
     error: str = ""
     findings: List[Finding] = dataclasses.field(default_factory=list)
 
+    def to_wire(self) -> dict:
+        """As a plain object for a result message."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> "AnalyzerRun":
+        """From a result message's run; TypeError or ValueError if a finding is malformed."""
+        fields = dict(data)
+        fields["findings"] = [Finding(**finding) for finding in fields.get("findings", [])]
+        return cls(**fields)
+
 
 Progress = Callable[[str], None]
 

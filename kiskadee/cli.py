@@ -1,9 +1,11 @@
 """The ``kiskadee`` command: one entry point, one subcommand per job."""
 
 import argparse
+import dataclasses
 import logging
 import sys
-from typing import Callable, Dict, List, Optional
+from pathlib import Path
+from typing import Callable, List, Optional
 
 from kiskadee import __version__, config, logs, queries, report
 from kiskadee.analysis import analyze_tree
@@ -12,7 +14,7 @@ from kiskadee.db import open_database
 from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE, KiskadeeError
 from kiskadee.migrations import LATEST, current_version, upgrade
 from kiskadee.sandbox import Limits, make_sandbox
-from kiskadee.source import guess_name_version, prepared
+from kiskadee.source import guess_name_version, is_url, prepared
 from kiskadee.store import VersionKey, record_analysis
 
 log = logging.getLogger(__name__)
@@ -46,13 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    database = argparse.ArgumentParser(add_help=False)
-    database.add_argument("--db", metavar="PATH", help="SQLite database (default: from the configuration)")
+    database = _database_option()
     _add_analyze(commands, database)
     _add_packages(commands, database)
     _add_show(commands, database)
     _add_db(commands, database)
+    _add_services(commands)
     return parser
+
+
+def _database_option() -> argparse.ArgumentParser:
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--db", metavar="PATH", help="SQLite database (default: from the configuration)")
+    return database
+
+
+def _add_services(commands) -> None:
+    monitor = commands.add_parser("monitor", help="run the monitor service (the database's only writer)")
+    monitor.set_defaults(func=cmd_monitor, service=True)
+    runner = commands.add_parser("runner", help="run one runner service")
+    runner.add_argument("--name", default="", help="runner name (default: HOST-PID)")
+    runner.set_defaults(func=cmd_runner, service=True)
+    run = commands.add_parser("run", help="run the whole suite without systemd: monitor, runners, fetchers")
+    run.set_defaults(func=cmd_run, service=True)
+    submit = commands.add_parser("submit", help="send one source to the monitor by hand",
+                                 description="Announce version VERSION of package NAME, whose source is "
+                                             "SOURCE (a path or an http(s) URL of a tarball, zip or "
+                                             "directory), to the running monitor.")
+    submit.add_argument("name", metavar="NAME")
+    submit.add_argument("version", metavar="VERSION")
+    submit.add_argument("source", metavar="SOURCE")
+    submit.set_defaults(func=cmd_submit)
+    fetch = commands.add_parser("fetch", help="run one polling pass of a fetcher (debian, directory)")
+    fetch.add_argument("fetcher", metavar="FETCHER", choices=("debian", "directory"))
+    fetch.set_defaults(func=cmd_fetch)
+    status = commands.add_parser("status", parents=[_database_option()],
+                                 help="versions by state, runners and recent failures")
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.set_defaults(func=cmd_status)
 
 
 def _add_analyze(commands, database) -> None:
@@ -160,9 +193,66 @@ def cmd_db_status(args, settings: config.Config) -> int:
     return EXIT_OK
 
 
+def cmd_monitor(args, settings: config.Config) -> int:
+    from kiskadee.monitor import Monitor
+
+    return Monitor(_with_database(args, settings)).serve()
+
+
+def cmd_runner(args, settings: config.Config) -> int:
+    from kiskadee.runner import RunnerService
+
+    return RunnerService(settings, args.name).serve()
+
+
+def cmd_run(args, settings: config.Config) -> int:
+    from kiskadee import supervisor
+
+    verbosity = -1 if args.quiet else args.verbose
+    return supervisor.run(settings, args.config, verbosity)
+
+
+def cmd_submit(args, settings: config.Config) -> int:
+    from kiskadee.fetchers import SourceEvent
+    from kiskadee.intake import IntakeSender
+
+    source = args.source if is_url(args.source) else str(Path(args.source).resolve())
+    with IntakeSender(settings.service.intake_endpoint) as intake:
+        intake.send(SourceEvent("local", args.name, args.version, source_url=source))
+    print(f"submitted {args.name} {args.version} to {settings.service.intake_endpoint}")
+    return EXIT_OK
+
+
+def cmd_fetch(args, settings: config.Config) -> int:
+    from kiskadee.fetchers import make_fetcher
+    from kiskadee.intake import IntakeSender
+
+    fetcher = make_fetcher(args.fetcher, settings)
+    with IntakeSender(settings.service.intake_endpoint) as intake:
+        for event in fetcher.poll():
+            intake.send(event)
+    print(f"{args.fetcher}: sent {intake.sent} events to {settings.service.intake_endpoint}")
+    return EXIT_OK
+
+
+def cmd_status(args, settings: config.Config) -> int:
+    from kiskadee import status
+
+    return status.show(_with_database(args, settings), args.format)
+
+
+def _with_database(args, settings: config.Config) -> config.Config:
+    """The configuration with the --db given on the command line, if any."""
+    if not getattr(args, "db", None):
+        return settings
+    return dataclasses.replace(settings, database=dataclasses.replace(settings.database, path=args.db))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.setup(-1 if args.quiet else args.verbose)
+    # Services log their progress (info) by default; one-shot commands only problems.
+    floor = 1 if getattr(args, "service", False) else 0
+    logs.setup(-1 if args.quiet else max(args.verbose, floor))
     try:
         settings = config.load(args.config)
         return args.func(args, settings)

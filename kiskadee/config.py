@@ -29,7 +29,21 @@ def _data_home() -> Path:
 
 def default_database_path() -> str:
     """Where the database lives when nothing says otherwise."""
-    return str(_data_home() / "kiskadee" / "kiskadee.db")
+    return str(Path(os.environ.get("STATE_DIRECTORY") or _data_home() / "kiskadee") / "kiskadee.db")
+
+
+def default_state_dir() -> str:
+    """Where fetchers remember what they saw: systemd's StateDirectory, else the XDG data home."""
+    return os.environ.get("STATE_DIRECTORY") or str(_data_home() / "kiskadee")
+
+
+def default_runtime_dir() -> str:
+    """Where the sockets live: systemd's RuntimeDirectory, else $XDG_RUNTIME_DIR, else /tmp."""
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return os.environ["RUNTIME_DIRECTORY"]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return str(Path(os.environ["XDG_RUNTIME_DIR"]) / "kiskadee")
+    return f"/tmp/kiskadee-{os.getuid()}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +85,61 @@ class FlawfinderConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServiceConfig:
+    runtime_dir: str = dataclasses.field(default_factory=default_runtime_dir)
+    state_dir: str = dataclasses.field(default_factory=default_state_dir)
+    intake: str = ""        # '' means ipc://RUNTIME_DIR/intake.sock; tcp://HOST:PORT allowed
+    work: str = ""          # '' means ipc://RUNTIME_DIR/work.sock
+
+    @property
+    def intake_endpoint(self) -> str:
+        return self.intake or f"ipc://{self.runtime_dir}/intake.sock"
+
+    @property
+    def work_endpoint(self) -> str:
+        return self.work or f"ipc://{self.runtime_dir}/work.sock"
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorConfig:
+    analyze: str = "newest"             # "newest" or "every" version
+    lease_seconds: float = 120.0        # silence after which a runner's job is re-queued
+    max_attempts: int = 3
+    backoff_seconds: float = 30.0
+    batch: int = 2000                   # intake events recorded per transaction, at most
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    count: int = 0                      # runners 'kiskadee run' starts; 0 means one per CPU
+    heartbeat_seconds: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DebianFetcherConfig:
+    enabled: bool = True
+    mirror: str = ""                    # '' means the first mirror in apt's sources
+    suite: str = "bookworm"
+    components: Tuple[str, ...] = ("main",)
+    allow: Tuple[str, ...] = ("hello", "jq", "lz4", "libyaml", "zlib")   # empty: every package
+    deny: Tuple[str, ...] = ()
+    c_only: bool = True
+    interval: float = 6 * 3600.0        # seconds between polling passes under 'kiskadee run'
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectoryFetcherConfig:
+    path: str = ""                      # '' means the directory fetcher is off
+    interval: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchersConfig:
+    debian: DebianFetcherConfig = DebianFetcherConfig()
+    directory: DirectoryFetcherConfig = DirectoryFetcherConfig()
+
+
+@dataclasses.dataclass(frozen=True)
 class AnalyzersConfig:
     cppcheck: CppcheckConfig = CppcheckConfig()
     flawfinder: FlawfinderConfig = FlawfinderConfig()
@@ -82,6 +151,10 @@ class Config:
     analysis: AnalysisConfig = AnalysisConfig()
     sandbox: SandboxConfig = SandboxConfig()
     analyzers: AnalyzersConfig = AnalyzersConfig()
+    service: ServiceConfig = dataclasses.field(default_factory=ServiceConfig)
+    monitor: MonitorConfig = MonitorConfig()
+    runner: RunnerConfig = RunnerConfig()
+    fetchers: FetchersConfig = FetchersConfig()
     source: str = "built-in defaults"   # where this configuration came from
 
 

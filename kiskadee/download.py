@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from kiskadee import __version__
-from kiskadee.errors import SourceError
+from kiskadee.errors import SourceError, TransientSourceError
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,13 @@ def download(url: str, dest: Path, *, max_bytes: int, timeout: float, sha256: st
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
             actual = _copy(response, out, url, max_bytes)
+    except urllib.error.HTTPError as exc:
+        partial.unlink(missing_ok=True)
+        error = TransientSourceError if exc.code >= 500 or exc.code == 429 else SourceError
+        raise error(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         partial.unlink(missing_ok=True)
-        raise SourceError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+        raise TransientSourceError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
     except SourceError:
         partial.unlink(missing_ok=True)
         raise

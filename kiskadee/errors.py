@@ -29,6 +29,10 @@ class SourceError(KiskadeeError):
     exit_code = EXIT_SOURCE
 
 
+class TransientSourceError(SourceError):
+    """A source could not be fetched for now (network down, server error): try again later."""
+
+
 class UnsafeArchiveError(SourceError):
     """An archive member would escape the work directory or break a limit."""
 

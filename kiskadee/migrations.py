@@ -113,8 +113,27 @@ INITIAL_SCHEMA = [
             ORDER BY a.started_at DESC, a.id DESC LIMIT 1)""",
 ]
 
+RUNNERS = [
+    # What each runner is doing, as the monitor last heard it; for 'kiskadee status'.
+    """CREATE TABLE runner (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL DEFAULT 'idle',
+        version_id INTEGER REFERENCES version (id) ON DELETE SET NULL,
+        activity TEXT NOT NULL DEFAULT '',
+        last_seen DATETIME NOT NULL)""",
+    # Jobs waiting, running or failed, for people reading the queue.
+    """CREATE VIEW job_queue AS
+        SELECT v.id AS job, fe.name AS fetcher, p.name AS package, v.number AS version,
+               v.state, v.attempts, v.queued_at, v.not_before, v.leased_by, v.lease_expires,
+               v.error
+        FROM version v JOIN package p ON p.id = v.package_id JOIN fetcher fe ON fe.id = p.fetcher_id
+        WHERE v.state IN ('queued', 'leased', 'failed')""",
+]
+
 MIGRATIONS = [
     Migration(1, "initial schema", INITIAL_SCHEMA),
+    Migration(2, "runners and the job queue view", RUNNERS),
 ]
 
 LATEST = MIGRATIONS[-1].number

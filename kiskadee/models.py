@@ -99,4 +99,14 @@ class Finding(BaseModel):
     rank = peewee.FloatField(default=0.0)
 
 
-MODELS = (Fetcher, Package, Version, Analyzer, Analysis, Finding)
+class Runner(BaseModel):
+    """A runner as the monitor last heard from it."""
+
+    name = peewee.TextField(unique=True)
+    state = peewee.TextField(default="idle")        # idle, busy, gone
+    version = peewee.ForeignKeyField(Version, null=True, on_delete="SET NULL")
+    activity = peewee.TextField(default="")
+    last_seen = peewee.DateTimeField(default=utcnow)
+
+
+MODELS = (Fetcher, Package, Version, Analyzer, Analysis, Finding, Runner)

@@ -57,16 +57,17 @@ def _prepare(source: str, work: Path, settings: AnalysisConfig) -> PreparedSourc
         archive = work / "download"
         digest = download(source, archive, max_bytes=settings.max_download_bytes,
                           timeout=settings.download_timeout)
-        return PreparedSource(_unpack(archive, work, settings), source, digest)
+        return PreparedSource(unpack_source(archive, work, settings), source, digest)
     path = Path(source)
     if path.is_dir():
         return PreparedSource(path.resolve(), path.resolve().as_uri(), "")
     if not path.is_file():
         raise SourceError(f"{source}: no such file, directory or http(s) URL")
-    return PreparedSource(_unpack(path, work, settings), path.resolve().as_uri(), sha256_file(path))
+    return PreparedSource(unpack_source(path, work, settings), path.resolve().as_uri(), sha256_file(path))
 
 
-def _unpack(archive: Path, work: Path, settings: AnalysisConfig) -> Path:
+def unpack_source(archive: Path, work: Path, settings: AnalysisConfig) -> Path:
+    """Unpack ``archive`` into ``work``/source within the configured limits; the source root."""
     dest = work / "source"
     dest.mkdir()
     limits = UnpackLimits(max_bytes=settings.max_unpacked_bytes, max_files=settings.max_files)

@@ -80,16 +80,21 @@ def _row(analysis_id: int, f: Finding) -> Tuple:
             f.cwe, f.severity, f.message, f.fingerprint, f.rank)
 
 
+def finish_version(version: Version, runs: Sequence[AnalyzerRun], now) -> None:
+    """Mark a version analyzed: failed only when every analyzer failed or timed out."""
+    failed = [run for run in runs if run.status in ("failed", "timeout")]
+    version.state = "failed" if failed and len(failed) == len(runs) else "done"
+    version.error = "; ".join(f"{run.analyzer}: {run.error}" for run in failed)
+    version.leased_by, version.lease_expires, version.finished_at = "", None, now
+    version.save()
+
+
 def record_analysis(key: VersionKey, runs: Sequence[AnalyzerRun], *, source_url: str = "",
                     sha256: str = "", db: peewee.Database) -> Version:
     """Store a complete one-shot analysis of ``key`` in one transaction."""
     with db.atomic():
         version = get_version(key)
         store_runs(version, runs)
-        failed = [run for run in runs if run.status in ("failed", "timeout")]
-        version.state = "failed" if failed and len(failed) == len(runs) else "done"
         version.source_url, version.sha256 = source_url, sha256
-        version.error = "; ".join(f"{r.analyzer}: {r.error}" for r in failed)
-        version.finished_at = utcnow()
-        version.save()
+        finish_version(version, runs, utcnow())
     return version

@@ -54,3 +54,28 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: stream.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def make_fetcher(name: str, settings) -> Fetcher:
+    """The fetcher called ``name``, configured from ``settings`` (a kiskadee.config.Config)."""
+    from kiskadee.errors import ConfigError
+    from kiskadee.fetchers.debian import DebianFetcher, apt_mirror
+    from kiskadee.fetchers.directory import DirectoryFetcher
+    from kiskadee.fetchers.local import LocalFetcher
+
+    state = Path(settings.service.state_dir)
+    analysis = settings.analysis
+    if name == "debian":
+        debian = settings.fetchers.debian
+        return DebianFetcher(
+            debian.mirror or apt_mirror(), state_path=state / "debian.json", suite=debian.suite,
+            components=debian.components, allow=debian.allow, deny=debian.deny,
+            c_only=debian.c_only, timeout=analysis.download_timeout,
+            max_bytes=analysis.max_download_bytes)
+    if name == "directory":
+        if not settings.fetchers.directory.path:
+            raise ConfigError("the directory fetcher is off: set fetchers.directory.path")
+        return DirectoryFetcher(Path(settings.fetchers.directory.path), state / "directory.json")
+    if name == "local":
+        return LocalFetcher(analysis.max_download_bytes, analysis.download_timeout)
+    raise ConfigError(f"unknown fetcher {name!r}; known fetchers: debian, directory, local")

@@ -236,6 +236,22 @@ def looks_like_c(package: SourcePackage) -> bool:
     return True
 
 
+def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
+    """The first Debian mirror in apt's own configuration (deb822 or one-line style)."""
+    for path in sorted((sources_dir / "sources.list.d").glob("*.sources")):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("URIs:") and line.split()[1:]:
+                return line.split()[1]
+    one_line = sources_dir / "sources.list"
+    if one_line.exists():
+        for line in one_line.read_text(errors="replace").splitlines():
+            words = line.split()
+            if words[:1] == ["deb"] and len(words) > 2:
+                return next(w for w in words[1:] if not w.startswith("["))
+    raise ConfigError("no Debian mirror configured: set fetchers.debian.mirror "
+                      "(apt's sources list none)")
+
+
 # --- HTTP ------------------------------------------------------------------------
 
 def _join_url(base: str, file_name: str) -> str:

@@ -43,6 +43,9 @@ class Sandbox:
         """Run ``argv`` with the source tree as working directory."""
         raise NotImplementedError
 
+    def abort(self) -> None:
+        """Kill whatever this sandbox is running now."""
+
 
 def make_sandbox(backend: str) -> Sandbox:
     """The sandbox named by the configuration."""

@@ -69,6 +69,14 @@ def _tail(path: Path) -> str:
 class LocalSandbox(Sandbox):
     name = "local"
 
+    def __init__(self):
+        self._running: "set[subprocess.Popen]" = set()
+
+    def abort(self) -> None:
+        """Kill every command running now (a runner's second SIGTERM)."""
+        for process in list(self._running):
+            _kill_group(process)
+
     def paths(self, source: Path, output: Path) -> "tuple[str, str]":
         return str(source), str(output)
 
@@ -87,7 +95,11 @@ class LocalSandbox(Sandbox):
                 start_new_session=True,
                 preexec_fn=_limit_resources(limits),
             )
-            timed_out = _wait(process, limits.timeout)
+            self._running.add(process)
+            try:
+                timed_out = _wait(process, limits.timeout)
+            finally:
+                self._running.discard(process)
         return Execution(
             returncode=process.returncode,
             duration=time.monotonic() - started,
@@ -104,13 +116,17 @@ def _wait(process: subprocess.Popen, timeout: float) -> bool:
         return False
     except subprocess.TimeoutExpired:
         log.warning("%s exceeded its %.0f s timeout; killing it", process.args[0], timeout)
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(process)
         process.wait()
         return True
     finally:
         if process.returncode is None:      # interrupted (KeyboardInterrupt): leave nothing behind
-            os.killpg(process.pid, signal.SIGKILL)
+            _kill_group(process)
             process.wait()
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
