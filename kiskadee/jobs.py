@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from kiskadee import versions
 from kiskadee.analysis import AnalyzerRun
-from kiskadee.models import Fetcher, Package, Version, utcnow
+from kiskadee.models import Fetcher, Package, Version
 from kiskadee.store import finish_version, store_runs
 
 log = logging.getLogger(__name__)

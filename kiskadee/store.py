@@ -85,7 +85,7 @@ def finish_version(version: Version, runs: Sequence[AnalyzerRun], now) -> None:
     failed = [run for run in runs if run.status in ("failed", "timeout")]
     version.state = "failed" if failed and len(failed) == len(runs) else "done"
     version.error = "; ".join(f"{run.analyzer}: {run.error}" for run in failed)
-    version.leased_by, version.lease_expires, version.finished_at = "", None, now
+    version.lease_expires, version.finished_at = None, now     # leased_by stays: who analyzed it
     version.save()
 
 

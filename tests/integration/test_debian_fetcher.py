@@ -4,13 +4,8 @@ The index excerpt and the pool files are in tests/fixtures/debian (see SOURCE.tx
 """
 
 import dataclasses
-import functools
-import http.server
 import json
-import lzma
-import shutil
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -20,62 +15,16 @@ from kiskadee.errors import SourceError
 from kiskadee.fetchers import sha256_file
 from kiskadee.fetchers.debian import DebianFetcher, main_tarball, parse_sources
 
+from conftest import SOURCES
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEBIAN = FIXTURES / "debian"
-SOURCES = (DEBIAN / "Sources").read_text(encoding="utf-8")
 
 HELLO_DSC_SHA256 = "75296f5ef618ae2f1849e22b142a2b5ab52c452ebefa4e7b0564c44617db3790"
 HELLO_ORIG_SHA256 = "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b"
 HOSTNAME_TAR_SHA256 = "f3fb39f30b00ba7dba2cec013195d7e1bb215f241153208ccd52da3eedfe7a7d"
 C_PACKAGES = {"doxygen", "gzip", "hello", "hostname", "tinyxml2"}
 NOT_C = {"fzf", "rust-ripgrep", "shellcheck", "lsb"}
-POOL = {
-    "pool/main/h/hello": ["debian/hello_2.10-3.dsc", "debian/hello_2.10-3.debian.tar.xz",
-                          "debian/hello_2.10.orig.tar.gz.asc", "hello_2.10.orig.tar.gz"],
-    "pool/main/h/hostname": ["debian/hostname_3.23+nmu1.dsc", "debian/hostname_3.23+nmu1.tar.xz"],
-}
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (signature of the base class)
-        pass
-
-
-class Mirror:
-    """A mirror tree in a temp dir, served over HTTP on 127.0.0.1."""
-
-    def __init__(self, root: Path, url: str):
-        self.root = root / "debian"
-        self.url = url + "/debian"
-
-    def publish(self, text: str, suite: str = "bookworm", component: str = "main") -> None:
-        folder = self.root / "dists" / suite / component / "source"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "Sources.xz").write_bytes(lzma.compress(text.encode("utf-8")))
-
-    def pool_file(self, relative: str) -> Path:
-        return self.root / relative
-
-
-@pytest.fixture
-def mirror(tmp_path):
-    root = tmp_path / "www"
-    for directory, files in POOL.items():
-        (root / "debian" / directory).mkdir(parents=True)
-        for name in files:
-            shutil.copy(FIXTURES / name, root / "debian" / directory / Path(name).name)
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    served = Mirror(root, "http://127.0.0.1:%d" % server.server_address[1])
-    served.publish(SOURCES)
-    yield served
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
 @pytest.fixture
 def state(tmp_path):
     return tmp_path / "state" / "debian.json"

@@ -1,0 +1,257 @@
+"""The service suite with real processes: monitor and runners on real ipc sockets, real SQLite."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from kiskadee import wire
+
+from conftest import HELLO_TARBALL, SOURCES, run_kiskadee
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Suite:
+    """A monitor and runners started as real processes on one configuration."""
+
+    def __init__(self, root: Path, analyzers=("flawfinder",), extra=""):
+        self.root, self.db = root, root / "k.db"
+        self.config = root / "kiskadee.toml"
+        self.config.write_text(
+            f'[database]\npath = "{self.db}"\n'
+            f'[service]\nruntime_dir = "{root / "run"}"\nstate_dir = "{root / "state"}"\n'
+            f'[analysis]\nanalyzers = {json.dumps(list(analyzers))}\n'
+            f'[monitor]\nlease_seconds = 3\nbackoff_seconds = 0.5\n'
+            f'[runner]\nheartbeat_seconds = 1\n' + extra)
+        self.processes = {}
+
+    def start(self, name, *args):
+        log = open(self.root / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "kiskadee", "-c", str(self.config), *args],
+            stdout=log, stderr=subprocess.STDOUT)
+        return self.processes[name]
+
+    def start_monitor(self):
+        process = self.start("monitor", "monitor")
+        wait_until(lambda: (self.root / "run" / "work.sock").exists(), 20, "the monitor's sockets")
+        return process
+
+    def start_runner(self, name):
+        return self.start(name, "runner", "--name", name)
+
+    def kill(self, name, sig=signal.SIGKILL):
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        return process.wait(30)
+
+    def log(self, name):
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def rows(self, sql, *params):
+        if not self.db.exists():
+            return []
+        with sqlite3.connect(self.db, timeout=10) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def states(self):
+        return dict(self.rows("SELECT p.name || ' ' || v.number, v.state FROM version v "
+                              "JOIN package p ON p.id = v.package_id"))
+
+    def stop(self):
+        for process in self.processes.values():
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def suite(short_tmp):
+    running = Suite(short_tmp)
+    yield running
+    running.stop()
+
+
+def hello_copy(directory: Path, version: str) -> Path:
+    """The real hello tarball under another version's name (contents are what matter)."""
+    path = directory / f"hello-{version}.tar.gz"
+    shutil.copy(HELLO_TARBALL, path)
+    return path
+
+
+def submit(suite, name, version, source):
+    result = run_kiskadee("submit", name, version, source, config=suite.config)
+    assert result.returncode == 0, result.stderr
+
+
+def test_submitted_source_is_analyzed_and_stored(suite):
+    suite.start_monitor()
+    suite.start_runner("r1")
+    submit(suite, "hello", "2.10", HELLO_TARBALL)
+    wait_until(lambda: suite.states().get("hello 2.10") == "done", 60, "hello 2.10 analyzed")
+    assert suite.rows("SELECT analyzer, status, finding_count FROM analysis_detail") == [
+        ("flawfinder", "ok", 334)]
+    assert suite.rows("SELECT COUNT(*) FROM finding") == [(334,)]
+    assert suite.rows("SELECT sha256 FROM version")[0][0].startswith("31e066137a96")
+
+
+def test_submit_without_a_monitor_exits_7(suite):
+    result = run_kiskadee("submit", "hello", "2.10", HELLO_TARBALL, config=suite.config)
+    assert result.returncode == 7 and "no monitor is listening" in result.stderr
+
+
+def test_debian_fetcher_through_monitor_and_runner(short_tmp, mirror):
+    suite = Suite(short_tmp, extra=f'[fetchers.debian]\nmirror = "{mirror.url}"\nallow = ["hello", "hostname"]\n')
+    try:
+        suite.start_monitor()
+        suite.start_runner("r1")
+        fetched = run_kiskadee("fetch", "debian", config=suite.config)
+        assert fetched.returncode == 0, fetched.stderr
+        assert "sent 2 events" in fetched.stdout
+        wait_until(lambda: set(suite.states().values()) == {"done"} and len(suite.states()) == 2,
+                   90, "hello and hostname analyzed")
+        (hello,) = suite.rows("SELECT source_url, sha256 FROM version WHERE number = '2.10-3'")
+        assert hello[0] == f"{mirror.url}/pool/main/h/hello/hello_2.10.orig.tar.gz"
+        assert hello[1] == "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b"
+        assert suite.rows("SELECT COUNT(*) FROM finding_detail WHERE package = 'hello'") == [(334,)]
+        again = run_kiskadee("fetch", "debian", config=suite.config)
+        assert "sent 0 events" in again.stdout                 # nothing changed since the last pass
+        mirror.publish(SOURCES.replace("Version: 2.10-3", "Version: 2.10-4"))
+        assert "sent 1 events" in run_kiskadee("fetch", "debian", config=suite.config).stdout
+        wait_until(lambda: "hello 2.10-4" in suite.states(), 20, "the new hello version recorded")
+    finally:
+        suite.stop()
+
+
+def push_frames(suite, frames):
+    context = zmq.Context()
+    sock = context.socket(zmq.PUSH)
+    sock.setsockopt(zmq.LINGER, 10_000)
+    sock.connect(f"ipc://{suite.root / 'run' / 'intake.sock'}")
+    for frame in frames:
+        sock.send(frame)
+    sock.close()
+    context.term()
+
+
+def source_frame(package, version, source=""):
+    return wire.encode("source", fetcher="local", package=package, version=version, source_url=str(source))
+
+
+def test_the_same_event_a_thousand_times_makes_one_version_and_one_job(suite):
+    suite.start_monitor()
+    push_frames(suite, [source_frame("hello", "2.10", HELLO_TARBALL)] * 1000)
+    wait_until(lambda: "hello 2.10" in suite.states(), 20, "the event recorded")
+    time.sleep(1.5)
+    assert suite.rows("SELECT COUNT(*), MIN(state) FROM version") == [(1, "queued")]
+
+
+def test_malformed_intake_messages_are_logged_counted_and_skipped(suite):
+    suite.start_monitor()
+    push_frames(suite, [
+        b"this is not json",
+        wire.encode("ack", job=1),
+        b'{"type": "source", "schema": 1, "fetcher": "local", "package": "x"}',
+        b"x" * (10 * 1024 * 1024),
+        source_frame("good", "1.0"),
+    ])
+    wait_until(lambda: "good 1.0" in suite.states(), 20, "the valid event after the bad ones")
+    log = suite.log("monitor")
+    assert "not JSON" in log
+    assert "intake takes source messages, not ack" in log
+    assert "lacks the field 'version'" in log
+    assert "over the 1048576 byte limit" in log
+    assert "rejected intake message (4 so far)" in log
+    assert suite.processes["monitor"].poll() is None
+
+
+def test_runner_killed_mid_analysis_the_job_is_leased_again_and_stored_once(short_tmp):
+    suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
+    try:
+        suite.start_monitor()
+        suite.start_runner("r1")
+        submit(suite, "hello", "2.10", HELLO_TARBALL)
+        wait_until(lambda: suite.rows("SELECT 1 FROM runner WHERE name = 'r1' AND activity LIKE 'analyzing%'"),
+                   30, "r1 analyzing")
+        suite.kill("r1")
+        suite.start_runner("r2")
+        wait_until(lambda: suite.states().get("hello 2.10") == "done", 90, "hello analyzed by r2")
+        assert suite.rows("SELECT attempts, leased_by FROM version") == [(2, "r2")]
+        assert suite.rows("SELECT analyzer, COUNT(*) FROM analysis_detail GROUP BY analyzer") == [
+            ("cppcheck", 1), ("flawfinder", 1)]
+        assert suite.rows("SELECT COUNT(*) FROM finding") == suite.rows("SELECT SUM(finding_count) FROM analysis")
+    finally:
+        suite.stop()
+
+
+def test_monitor_killed_with_jobs_in_flight_loses_nothing_and_stores_nothing_twice(short_tmp):
+    suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
+    try:
+        suite.start_monitor()
+        suite.start_runner("r1")
+        for version in ("1.0", "1.1", "1.2"):
+            submit(suite, "hello", version, hello_copy(short_tmp, version))
+        wait_until(lambda: len(suite.states()) == 3, 20, "three versions recorded")
+        wait_until(lambda: "leased" in suite.states().values(), 20, "a job in flight")
+        suite.kill("monitor")
+        suite.start_monitor()
+        wait_until(lambda: set(suite.states().values()) == {"done"}, 120, "every version analyzed")
+        assert suite.rows("SELECT version, analyzer, COUNT(*) FROM analysis_detail "
+                          "GROUP BY version, analyzer HAVING COUNT(*) > 1") == []
+        assert suite.rows("SELECT COUNT(*) FROM analysis") == [(6,)]
+        assert suite.rows("SELECT COUNT(*) FROM finding") == suite.rows("SELECT SUM(finding_count) FROM analysis")
+    finally:
+        suite.stop()
+
+
+def test_two_runners_share_the_work_and_a_slow_job_does_not_hold_back_the_queue(short_tmp):
+    suite = Suite(short_tmp, analyzers=("cppcheck",))
+    try:
+        suite.start_monitor()
+        small = short_tmp / "small-1.0"
+        small.mkdir()
+        (small / "a.c").write_text("int main(void) { int *p = 0; return *p; }\n")
+        submit(suite, "slow", "1.0", HELLO_TARBALL)                 # cppcheck takes seconds on hello
+        wait_until(lambda: "slow 1.0" in suite.states(), 20, "the slow job queued")
+        for name in ("quick-a", "quick-b", "quick-c"):
+            submit(suite, name, "1.0", small)
+        suite.start_runner("r1")
+        suite.start_runner("r2")
+        wait_until(lambda: set(suite.states().values()) == {"done"} and len(suite.states()) == 4,
+                   90, "all four analyzed")
+        finished = dict(suite.rows("SELECT p.name, v.finished_at FROM version v JOIN package p ON p.id = v.package_id"))
+        assert all(finished[name] < finished["slow"] for name in ("quick-a", "quick-b", "quick-c"))
+        assert {row[0] for row in suite.rows("SELECT leased_by FROM version")} == {"r1", "r2"}
+    finally:
+        suite.stop()
+
+
+def test_first_sigterm_lets_the_runner_finish_its_job(short_tmp):
+    suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
+    try:
+        suite.start_monitor()
+        runner = suite.start_runner("r1")
+        submit(suite, "hello", "2.10", HELLO_TARBALL)
+        wait_until(lambda: suite.rows("SELECT 1 FROM runner WHERE activity LIKE 'analyzing%'"), 30, "analysis")
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(60) == 0
+        assert suite.states() == {"hello 2.10": "done"}
+        assert suite.rows("SELECT COUNT(*) FROM analysis WHERE status = 'ok'") == [(2,)]
+    finally:
+        suite.stop()

@@ -1,0 +1,106 @@
+"""The job queue's rules, on a real SQLite database, with time passed in."""
+
+import datetime
+
+import pytest
+
+from kiskadee import jobs
+from kiskadee.analysis import AnalyzerRun
+from kiskadee.db import open_database
+from kiskadee.findings import Finding
+from kiskadee.models import Analysis, Finding as FindingRow, Version
+
+T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
+POLICY = jobs.QueuePolicy(lease_seconds=60, max_attempts=2, backoff_seconds=10)
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_database(str(tmp_path / "k.db"))
+    yield database
+    database.close()
+
+
+def event(version, package="hello", fetcher="debian"):
+    return {"fetcher": fetcher, "package": package, "version": version, "source_url": "", "sha256": "", "meta": {}}
+
+
+def test_repeated_event_changes_nothing(db):
+    catalog = jobs.Catalog(POLICY)
+    outcomes = [catalog.record(event("2.10-3"), T0) for _ in range(1000)]
+    assert outcomes[0] == "queued" and set(outcomes[1:]) == {"known"}
+    assert Version.select().count() == 1
+
+
+def test_newest_policy_uses_the_fetchers_version_rules(db):
+    catalog = jobs.Catalog(POLICY)
+    assert catalog.record(event("2.10-3"), T0) == "queued"
+    assert catalog.record(event("2.10~rc1-1"), T0) == "seen"       # older by Debian rules
+    assert catalog.record(event("2.10-6"), T0) == "queued"
+    assert catalog.record(event("1.0", fetcher="local"), T0) == "queued"   # another fetcher, another package
+    assert catalog.record(event("1.0rc1", fetcher="local"), T0) == "seen"  # PEP 440
+
+
+def test_every_policy_queues_older_versions_too(db):
+    catalog = jobs.Catalog(jobs.QueuePolicy(analyze="every"))
+    catalog.record(event("2.0"), T0)
+    assert catalog.record(event("1.0"), T0) == "queued"
+
+
+def test_a_restarted_monitor_knows_what_was_recorded(db):
+    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    fresh = jobs.Catalog(POLICY)
+    assert fresh.record(event("2.10-3"), T0) == "known"
+    assert fresh.record(event("2.9-1"), T0) == "seen"
+
+
+def test_lease_heartbeat_and_expiry(db):
+    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    job = jobs.lease("r1", POLICY, T0)
+    assert (job.state, job.leased_by, job.attempts) == ("leased", "r1", 1)
+    assert jobs.lease("r2", POLICY, T0) is None                   # nothing else queued
+    assert jobs.heartbeat(job.id, "r1", POLICY, T0 + datetime.timedelta(seconds=50))
+    assert not jobs.heartbeat(job.id, "r2", POLICY, T0)           # r2 does not hold it
+    assert jobs.expire_leases(POLICY, T0 + datetime.timedelta(seconds=100)) == []   # extended to 110 s
+    expired = jobs.expire_leases(POLICY, T0 + datetime.timedelta(seconds=111))
+    assert [j.id for j in expired] == [job.id]
+    again = Version.get_by_id(job.id)
+    assert again.state == "queued" and "went silent" in again.error
+    assert jobs.lease("r2", POLICY, T0 + datetime.timedelta(seconds=115)) is None    # backoff
+    assert jobs.lease("r2", POLICY, T0 + datetime.timedelta(seconds=122)).leased_by == "r2"
+
+
+def test_job_fails_after_its_last_attempt(db):
+    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    now = T0
+    for _ in range(POLICY.max_attempts):
+        job = jobs.lease("r1", POLICY, now)
+        now += datetime.timedelta(seconds=500)
+        jobs.expire_leases(POLICY, now)
+        now += datetime.timedelta(seconds=100)      # past the backoff
+    assert Version.get_by_id(job.id).state == "failed"
+
+
+def test_result_is_stored_once(db):
+    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    job = jobs.lease("r1", POLICY, T0)
+    finding = Finding(path="src/a.c", line=3, check_id="nullPointer", severity="high", message="m",
+                      fingerprint="f" * 32)
+    runs = [AnalyzerRun("cppcheck", "2.10", "ok", 1.0, findings=[finding])]
+    fields = {"source_url": "http://mirror/x.tar.gz", "sha256": "ab" * 32}
+    assert jobs.complete(job.id, fields, runs, POLICY, T0) == "stored"
+    assert jobs.complete(job.id, fields, runs, POLICY, T0) == "duplicate"
+    assert Analysis.select().count() == 1 and FindingRow.select().count() == 1
+    stored = Version.get_by_id(job.id)
+    assert (stored.state, stored.source_url, stored.leased_by) == ("done", "http://mirror/x.tar.gz", "r1")
+
+
+def test_transient_error_requeues_and_permanent_error_fails(db):
+    catalog = jobs.Catalog(POLICY)
+    catalog.record(event("1", package="a"), T0)
+    catalog.record(event("1", package="b"), T0)
+    first, second = jobs.lease("r1", POLICY, T0), jobs.lease("r2", POLICY, T0)
+    assert jobs.complete(first.id, {"error": "mirror down", "transient": True}, [], POLICY, T0) == "requeued"
+    assert jobs.complete(second.id, {"error": "checksum mismatch"}, [], POLICY, T0) == "failed"
+    assert Version.get_by_id(first.id).state == "queued"
+    assert (Version.get_by_id(second.id).state, Version.get_by_id(second.id).error) == ("failed", "checksum mismatch")
