@@ -5,7 +5,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
-SAMPLE = tests/fixtures/hello_2.10.orig.tar.gz
 PYTEST_ARGS ?=
 
 .PHONY: all setup analyzers run test bench clean
@@ -24,7 +23,7 @@ analyzers:
 setup: $(BIN)/kiskadee analyzers
 
 run: setup
-	$(BIN)/kiskadee analyze $(SAMPLE)
+	$(BIN)/kiskadee run
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests

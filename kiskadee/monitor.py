@@ -101,11 +101,13 @@ class Monitor(Service):
                 frames.append(self.intake.recv(zmq.NOBLOCK))
             except zmq.Again:
                 break
+        now = str(utcnow())     # formatted once per batch: the hot path records thousands
         with self.db.atomic():
             for frame in frames:
-                self._record(frame)
+                self._record(frame, now)
+            self.catalog.flush()
 
-    def _record(self, frame: bytes) -> None:
+    def _record(self, frame: bytes, now: str) -> None:
         try:
             message = wire.decode(frame, max_bytes=wire.MAX_INTAKE_BYTES)
             if message.type != "source":
@@ -114,7 +116,7 @@ class Monitor(Service):
             self.counters["rejected"] += 1
             log.warning("rejected intake message (%d so far): %s", self.counters["rejected"], exc)
             return
-        outcome = self.catalog.record(message.fields, utcnow())
+        outcome = self.catalog.record(message.fields, now)
         self.counters[outcome] += 1
         if outcome == "queued":
             log.info("queued %s %s from %s", message.fields["package"], message.fields["version"],
@@ -222,4 +224,4 @@ class Monitor(Service):
 def _job_message(job: Version) -> bytes:
     return wire.encode("job", job=job.id, fetcher=job.package.fetcher.name, package=job.package.name,
                        version=job.number, source_url=job.source_url, sha256=job.sha256,
-                       meta=json.loads(job.event).get("meta", {}) if job.event else {})
+                       meta=json.loads(job.event)["meta"] if job.event else {})

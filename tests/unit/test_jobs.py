@@ -25,37 +25,44 @@ def event(version, package="hello", fetcher="debian"):
     return {"fetcher": fetcher, "package": package, "version": version, "source_url": "", "sha256": "", "meta": {}}
 
 
+def record(catalog, source_event, now=T0):
+    """Record one event and write it, as the monitor does per batch."""
+    outcome = catalog.record(source_event, now)
+    catalog.flush()
+    return outcome
+
+
 def test_repeated_event_changes_nothing(db):
     catalog = jobs.Catalog(POLICY)
-    outcomes = [catalog.record(event("2.10-3"), T0) for _ in range(1000)]
+    outcomes = [record(catalog, event("2.10-3")) for _ in range(1000)]
     assert outcomes[0] == "queued" and set(outcomes[1:]) == {"known"}
     assert Version.select().count() == 1
 
 
 def test_newest_policy_uses_the_fetchers_version_rules(db):
     catalog = jobs.Catalog(POLICY)
-    assert catalog.record(event("2.10-3"), T0) == "queued"
-    assert catalog.record(event("2.10~rc1-1"), T0) == "seen"       # older by Debian rules
-    assert catalog.record(event("2.10-6"), T0) == "queued"
-    assert catalog.record(event("1.0", fetcher="local"), T0) == "queued"   # another fetcher, another package
-    assert catalog.record(event("1.0rc1", fetcher="local"), T0) == "seen"  # PEP 440
+    assert record(catalog, event("2.10-3")) == "queued"
+    assert record(catalog, event("2.10~rc1-1")) == "seen"       # older by Debian rules
+    assert record(catalog, event("2.10-6")) == "queued"
+    assert record(catalog, event("1.0", fetcher="local")) == "queued"   # another fetcher, another package
+    assert record(catalog, event("1.0rc1", fetcher="local")) == "seen"  # PEP 440
 
 
 def test_every_policy_queues_older_versions_too(db):
     catalog = jobs.Catalog(jobs.QueuePolicy(analyze="every"))
-    catalog.record(event("2.0"), T0)
-    assert catalog.record(event("1.0"), T0) == "queued"
+    record(catalog, event("2.0"))
+    assert record(catalog, event("1.0")) == "queued"
 
 
 def test_a_restarted_monitor_knows_what_was_recorded(db):
-    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    record(jobs.Catalog(POLICY), event("2.10-3"))
     fresh = jobs.Catalog(POLICY)
-    assert fresh.record(event("2.10-3"), T0) == "known"
-    assert fresh.record(event("2.9-1"), T0) == "seen"
+    assert record(fresh, event("2.10-3")) == "known"
+    assert record(fresh, event("2.9-1")) == "seen"
 
 
 def test_lease_heartbeat_and_expiry(db):
-    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    record(jobs.Catalog(POLICY), event("2.10-3"))
     job = jobs.lease("r1", POLICY, T0)
     assert (job.state, job.leased_by, job.attempts) == ("leased", "r1", 1)
     assert jobs.lease("r2", POLICY, T0) is None                   # nothing else queued
@@ -71,7 +78,7 @@ def test_lease_heartbeat_and_expiry(db):
 
 
 def test_job_fails_after_its_last_attempt(db):
-    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    record(jobs.Catalog(POLICY), event("2.10-3"))
     now = T0
     for _ in range(POLICY.max_attempts):
         job = jobs.lease("r1", POLICY, now)
@@ -82,7 +89,7 @@ def test_job_fails_after_its_last_attempt(db):
 
 
 def test_result_is_stored_once(db):
-    jobs.Catalog(POLICY).record(event("2.10-3"), T0)
+    record(jobs.Catalog(POLICY), event("2.10-3"))
     job = jobs.lease("r1", POLICY, T0)
     finding = Finding(path="src/a.c", line=3, check_id="nullPointer", severity="high", message="m",
                       fingerprint="f" * 32)
@@ -97,8 +104,8 @@ def test_result_is_stored_once(db):
 
 def test_transient_error_requeues_and_permanent_error_fails(db):
     catalog = jobs.Catalog(POLICY)
-    catalog.record(event("1", package="a"), T0)
-    catalog.record(event("1", package="b"), T0)
+    record(catalog, event("1", package="a"))
+    record(catalog, event("1", package="b"))
     first, second = jobs.lease("r1", POLICY, T0), jobs.lease("r2", POLICY, T0)
     assert jobs.complete(first.id, {"error": "mirror down", "transient": True}, [], POLICY, T0) == "requeued"
     assert jobs.complete(second.id, {"error": "checksum mismatch"}, [], POLICY, T0) == "failed"
