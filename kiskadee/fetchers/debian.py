@@ -9,15 +9,11 @@ fetches the ``.dsc`` and every file it lists, each checked against its SHA-256.
 
 import dataclasses
 import functools
-import hashlib
 import io
 import logging
 import lzma
-import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -26,11 +22,11 @@ from debian import deb822
 from kiskadee import versions
 from kiskadee.errors import ConfigError, SourceError
 from kiskadee.fetchers import DownloadedSource, Fetcher, SourceEvent
-from kiskadee.fetchers.directory import read_state, write_state
+from kiskadee.download import download as download_url, open_url
+from kiskadee.fetchers.state import read_state, write_state
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 DEFAULT_MAX_BYTES = 1 << 30
 _FIELDS = frozenset((
     "Package", "Version", "Architecture", "Format", "Directory", "Checksums-Sha256",
@@ -259,51 +255,6 @@ def _join_url(base: str, file_name: str) -> str:
     return "%s/%s" % (base, urllib.parse.quote(file_name, safe="+~"))
 
 
-def open_url(url: str, timeout: float):
-    """Open ``url`` for reading; SourceError with the URL on HTTP or connection errors."""
-    try:
-        return urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (URL from configuration)
-    except urllib.error.HTTPError as exc:
-        raise SourceError("HTTP error %s (%s) fetching %s" % (exc.code, exc.reason, url)) from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SourceError("cannot fetch %s: %s; check the mirror URL and the network"
-                          % (url, reason)) from exc
-
-
-def _copy_capped(response, out, url: str, max_bytes: int) -> str:
-    """Copy ``response`` to ``out`` in chunks, at most ``max_bytes``; the SHA-256 of the data."""
-    digest, total = hashlib.sha256(), 0
-    for block in iter(lambda: response.read(CHUNK), b""):
-        total += len(block)
-        if total > max_bytes:
-            raise SourceError("%s is larger than the %d-byte limit: refused" % (url, max_bytes))
-        digest.update(block)
-        out.write(block)
-    return digest.hexdigest()
-
-
-def fetch_file(url: str, target: Path, sha256: str, timeout: float,
-               max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-    """Stream ``url`` to ``target``, which exists afterwards only if its SHA-256 is ``sha256``."""
-    partial = target.with_name(target.name + ".part")
-    try:
-        with open_url(url, timeout) as response, open(partial, "wb") as out:
-            actual = _copy_capped(response, out, url, max_bytes)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise SourceError("download of %s failed: %s" % (url, exc)) from exc
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    if actual != sha256.lower():
-        partial.unlink()
-        raise SourceError("%s: SHA-256 mismatch (expected %s, actual %s) for %s; "
-                          "the mirror may be syncing, try again later"
-                          % (target.name, sha256, actual, url))
-    os.replace(partial, target)
-
-
 # --- .dsc contents ------------------------------------------------------------------
 
 def _safe_file_name(name: str, dsc_url: str) -> str:
@@ -464,14 +415,16 @@ class DebianFetcher(Fetcher):
         dest = Path(dest)
         base_url, _, quoted_name = event.source_url.rpartition("/")
         dsc_name = _safe_file_name(urllib.parse.unquote(quoted_name), event.source_url)
-        fetch_file(event.source_url, dest / dsc_name, event.sha256, self.timeout, self.max_bytes)
+        self._fetch(event.source_url, dest / dsc_name, event.sha256)
         files = dsc_files(dest / dsc_name, event.source_url)
         try:
             main = main_tarball([entry.name for entry in files])
         except ValueError as exc:
             raise SourceError("%s: %s" % (event.source_url, exc)) from exc
         for entry in files:
-            fetch_file(_join_url(base_url, entry.name), dest / entry.name, entry.sha256,
-                       self.timeout, self.max_bytes)
+            self._fetch(_join_url(base_url, entry.name), dest / entry.name, entry.sha256)
         sha256 = next(entry.sha256 for entry in files if entry.name == main)
         return DownloadedSource(path=dest / main, url=_join_url(base_url, main), sha256=sha256)
+
+    def _fetch(self, url: str, target: Path, sha256: str) -> None:
+        download_url(url, target, max_bytes=self.max_bytes, timeout=self.timeout, sha256=sha256)

@@ -7,18 +7,14 @@ being written are left for a later pass: names ending ``.part`` or ``.tmp``,
 and files modified less than ``settle_seconds`` ago.
 
 What the last complete pass saw is kept in a JSON state file, written
-atomically when the pass is over; an interrupted pass announces again.
-
-``read_state`` and ``write_state`` are the JSON state helpers the other
-polling fetchers share.
+atomically when the pass is over (``kiskadee.fetchers.state``); an
+interrupted pass announces again.
 """
 
-import json
 import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +23,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from kiskadee.errors import SourceError
 from kiskadee.fetchers import DownloadedSource, Fetcher, SourceEvent, sha256_file
+from kiskadee.fetchers.state import read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -58,38 +55,6 @@ def parse_name(filename: str) -> Tuple[str, str]:
             "the version starting with a digit" % (base, suffix)
         )
     return match.group("name"), match.group("version")
-
-
-def read_state(path: Path) -> Dict[str, object]:
-    """Load a fetcher's JSON state; an absent or unreadable file is an empty state."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            state = json.load(stream)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable state file %s (%s): this pass starts afresh", path, exc)
-        return {}
-    if not isinstance(state, dict):
-        log.warning("ignoring state file %s: not a JSON object", path)
-        return {}
-    return state
-
-
-def write_state(path: Path, state: Dict[str, object]) -> None:
-    """Write a fetcher's JSON state atomically: a temporary file, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(state, stream, indent=1, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def _file_path(url: str) -> Path:

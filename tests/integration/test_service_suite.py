@@ -1,7 +1,6 @@
 """The service suite with real processes: monitor and runners on real ipc sockets, real SQLite."""
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
