@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all setup analyzers run test bench clean
+.PHONY: all setup system-packages run test bench clean
 
 all: test
 
@@ -17,10 +17,10 @@ $(BIN)/kiskadee: setup.py requirements-test.txt
 	$(BIN)/pip install --quiet -e . -r requirements-test.txt
 	touch $@
 
-analyzers:
-	packaging/install-analyzers
+system-packages:
+	packaging/install-system-packages
 
-setup: $(BIN)/kiskadee analyzers
+setup: $(BIN)/kiskadee system-packages
 
 run: setup
 	$(BIN)/kiskadee run
