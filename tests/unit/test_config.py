@@ -72,3 +72,28 @@ def test_broken_toml_and_missing_file(tmp_path):
         config.load(str(write(tmp_path, "[analysis\n")))
     with pytest.raises(ConfigError, match="not found"):
         config.load(str(tmp_path / "nope.toml"))
+
+
+def test_shipped_configuration_is_valid_and_documents_every_key():
+    """packaging/kiskadee.toml loads, and names every key kiskadee knows (set or in a comment)."""
+    import dataclasses
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "packaging" / "kiskadee.toml"
+    settings = config.load(str(shipped))
+    assert settings.database.path == "/var/lib/kiskadee/kiskadee.db"
+    text = shipped.read_text()
+
+    def keys(cls, prefix):
+        for field in dataclasses.fields(cls):
+            if field.name == "source":
+                continue
+            kind = field.type if isinstance(field.type, type) else None
+            if kind is not None and dataclasses.is_dataclass(kind):
+                yield from keys(kind, f"{prefix}{field.name}.")
+            else:
+                yield prefix, field.name
+
+    undocumented = [f"{section}{name}" for section, name in keys(config.Config, "")
+                    if f"[{section.rstrip('.')}]" not in text or f"{name} =" not in text]
+    assert undocumented == []
