@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-packages run test bench clean
+.PHONY: all setup system-packages run test bench clean rpm
 
 all: test
 
@@ -31,6 +31,15 @@ test: setup
 bench: setup
 	$(BIN)/python bench/analyze_overhead.py
 	$(BIN)/python bench/store_findings.py
+	$(BIN)/python bench/analyzers.py
+	$(BIN)/python bench/bridge.py
+	$(BIN)/python bench/docker_overhead.py
+	$(BIN)/python bench/diff.py
+
+# The noarch RPMs (kiskadee, kiskadee-fedmsg) in build/rpm; see packaging/rpm/build.
+rpm: setup
+	KISKADEE_TEST_DEPS="$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+		packaging/rpm/build
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

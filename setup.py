@@ -17,10 +17,23 @@ setup(
         "python-debian>=0.1.39",
         "packaging>=20",
         "pyzmq>=22",
-        "sdnotify>=0.3",
+        # The docker sandbox backend, which the shipped configuration selects (imported only by it).
+        "docker>=6",
+        # 'kiskadee export --format firehose' builds its XML with firehose's model;
+        # firehose imports six without declaring it.
+        "firehose>=0.5",
+        "six>=1.10",
     ],
+    extras_require={
+        # The Anitya bridge inside fedmsg-hub (moksha.hub needs pkg_resources: setuptools < 82).
+        "fedmsg": ["fedmsg[consumers,commands]>=1.1.7", "anitya-schema>=2", "fastjsonschema>=2.15",
+                   "setuptools<82"],
+        # The Anitya consumer for 'fedora-messaging consume'.
+        "amqp": ["fedora-messaging>=3", "anitya-schema>=2", "fastjsonschema>=2.15"],
+    },
     entry_points={
         "console_scripts": ["kiskadee = kiskadee.cli:main"],
+        "moksha.consumer": ["kiskadee_anitya = kiskadee.anitya.bridge:AnityaConsumer"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -6,8 +6,9 @@ fresh SQLite database:
     event, until all are recorded: events per second (target >= 20,000/s);
   - second pass over the unchanged index: seconds until all are processed
     (target < 1 s; they are all known, so nothing is written).
-The end of a pass is detected by a sentinel event sent last (PUSH/PULL keeps
-order from one sender). The original kiskadee slept two seconds per package.
+Events go through kiskadee.intake.IntakeSender, the protocol fetchers use: a
+pass ends when the monitor has acknowledged (so committed) every event of
+it. The original kiskadee slept two seconds per package.
 
 Run: .venv/bin/python bench/intake.py [--repeat N]
 The index comes from the Debian mirror apt uses here and is cached under
@@ -25,10 +26,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import zmq
-
 from kiskadee import wire
 from kiskadee.fetchers.debian import apt_mirror, parse_sources
+from kiskadee.intake import IntakeSender
 
 CACHE = Path.home() / ".cache" / "kiskadee-bench"
 
@@ -53,18 +53,13 @@ def start_monitor(root: Path) -> subprocess.Popen:
     return process
 
 
-def recorded(db: Path, package: str) -> bool:
-    with sqlite3.connect(db, timeout=30) as connection:
-        return connection.execute("SELECT 1 FROM package WHERE name = ?", (package,)).fetchone() is not None
-
-
-def one_pass(sock: zmq.Socket, frames: list, db: Path, sentinel: str) -> float:
+def one_pass(intake: IntakeSender, frames: list, sentinel: str) -> float:
     started = time.perf_counter()
     for frame in frames:
-        sock.send(frame)
-    sock.send(wire.encode("source", fetcher="debian", package=sentinel, version="1"))
-    while not recorded(db, sentinel):
-        time.sleep(0.01)
+        intake.send_frame(frame)
+    intake.send_frame(wire.encode("source", fetcher="debian", package=sentinel, version="1"))
+    if not intake.flush(300):
+        raise SystemExit(f"the monitor did not acknowledge {intake.pending} events")
     return time.perf_counter() - started
 
 
@@ -72,18 +67,14 @@ def measure(frames: list) -> tuple:
     with tempfile.TemporaryDirectory(prefix="kkb") as tmp:
         root = Path(tmp)
         monitor = start_monitor(root)
-        context = zmq.Context()
-        sock = context.socket(zmq.PUSH)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.connect(f"ipc://{root / 'run' / 'intake.sock'}")
+        intake = IntakeSender(f"ipc://{root / 'run' / 'intake.sock'}")
         try:
-            first = one_pass(sock, frames, root / "k.db", "zz-sentinel-1")
-            second = one_pass(sock, frames, root / "k.db", "zz-sentinel-2")
+            first = one_pass(intake, frames, "zz-sentinel-1")
+            second = one_pass(intake, frames, "zz-sentinel-2")
             with sqlite3.connect(root / "k.db") as connection:
                 versions = connection.execute("SELECT COUNT(*) FROM version").fetchone()[0]
         finally:
-            sock.close(linger=0)
-            context.term()
+            intake.close(timeout=0)
             monitor.terminate()
             monitor.wait(30)
     return first, second, versions

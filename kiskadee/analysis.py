@@ -33,6 +33,12 @@ class AnalyzerRun:
     duration: float = 0.0
     error: str = ""
     findings: List[Finding] = dataclasses.field(default_factory=list)
+    # Coverage, for analyzers that compile the code (see kiskadee.analyzers.Coverage).
+    mode: str = ""
+    files_analyzed: Optional[int] = None
+    files_failed: Optional[int] = None
+    fallback: str = ""
+    failed_files: str = ""
 
     def to_wire(self) -> dict:
         """As a plain object for a result message."""
@@ -71,13 +77,17 @@ def analyze_tree(
 def run_analyzer(
     analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, found: Dict[str, int]
 ) -> AnalyzerRun:
-    """Run one analyzer; every failure becomes a status, never an exception."""
+    """Run one analyzer; every failure becomes a status, never an exception.
+
+    Except SandboxUnavailable: the analyzer did not fail, the sandbox could not
+    run it now, so it propagates and the runner re-queues the job.
+    """
     if not analyzer.languages & set(found):
         wanted = " or ".join(sorted(analyzer.languages))
         return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "skipped", error=f"no {wanted} files")
     with tempfile.TemporaryDirectory(prefix=f"kk-{analyzer.name}-") as scratch:
         try:
-            return _run(analyzer, tree, sandbox, limits, Path(scratch))
+            return _run(analyzer, tree, sandbox.for_analyzer(analyzer.name), limits, Path(scratch))
         except AnalyzerUnavailable as exc:
             log.error("%s: %s", analyzer.name, exc)
             return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "failed", error=str(exc))
@@ -87,6 +97,7 @@ def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scrat
     version = tool_version(analyzer, tree, sandbox, limits, scratch)
     output = scratch / "output"
     output.mkdir()
+    analyzer.prepare(output)
     source_in, output_in = sandbox.paths(tree, output)
     execution = sandbox.run(analyzer.argv(source_in, output_in), tree, output, limits)
     run = AnalyzerRun(analyzer.name, version, "ok", duration=round(execution.duration, 3))
@@ -97,6 +108,10 @@ def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scrat
         run.error = f"exited with status {execution.returncode}: {execution.tail[-1000:]}"
     else:
         _read_report(analyzer, run, analyzer.report(execution.stdout_path, output), tree)
+    coverage = analyzer.coverage(output)
+    if coverage is not None:
+        for field in dataclasses.fields(coverage):
+            setattr(run, field.name, getattr(coverage, field.name))
     log.info("%s: %s in %.1f s, %d findings", analyzer.name, run.status, run.duration, len(run.findings))
     return run
 

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show(commands, database)
     _add_db(commands, database)
     _add_services(commands)
+    _add_images(commands)
+    _add_diff(commands, database)
+    _add_waive(commands, database)
+    _add_export(commands, database)
     return parser
 
 
@@ -79,13 +83,37 @@ def _add_services(commands) -> None:
     submit.add_argument("version", metavar="VERSION")
     submit.add_argument("source", metavar="SOURCE")
     submit.set_defaults(func=cmd_submit)
-    fetch = commands.add_parser("fetch", help="run one polling pass of a fetcher (debian, directory)")
-    fetch.add_argument("fetcher", metavar="FETCHER", choices=("debian", "directory"))
+    fetch = commands.add_parser("fetch", help="run one polling pass of a fetcher (debian, directory, "
+                                              "anitya: versions the message buses missed)")
+    fetch.add_argument("fetcher", metavar="FETCHER", choices=("debian", "directory", "anitya"))
     fetch.set_defaults(func=cmd_fetch)
     status = commands.add_parser("status", parents=[_database_option()],
                                  help="versions by state, runners and recent failures")
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.set_defaults(func=cmd_status)
+
+
+def _add_images(commands) -> None:
+    cmd = commands.add_parser("images", help="build the analyzer images of the docker sandbox",
+                              description="Build and inspect the images the docker sandbox runs analyzers in.")
+    actions = cmd.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    names = dict(metavar="ANALYZER", nargs="*", help="default: every analyzer with a Containerfile")
+    base = actions.add_parser("base", help="make a local base image from the Debian mirror (mmdebstrap)")
+    base.add_argument("analyzers", **names)
+    base.add_argument("--work-dir", metavar="DIR", help="where to assemble it (a tmpfs is fastest)")
+    base.set_defaults(func=cmd_images_base)
+    build = actions.add_parser("build", help="build the analyzer images")
+    build.add_argument("analyzers", **names)
+    build.add_argument("--base", metavar="IMAGE", help="image to build from (default: sandbox.docker.base_image)")
+    build.add_argument("--bootstrap", action="store_true",
+                       help="make a local base first ('images base') and build from it: no registry needed")
+    build.add_argument("--network", metavar="MODE", default="", help="network of the build steps (e.g. none)")
+    build.add_argument("--work-dir", metavar="DIR", help="with --bootstrap: where to assemble the base")
+    build.set_defaults(func=cmd_images_build)
+    listing = actions.add_parser("list", help="each analyzer image and the tool version it reports")
+    listing.add_argument("analyzers", **names)
+    listing.set_defaults(func=cmd_images_list)
 
 
 def _add_analyze(commands, database) -> None:
@@ -148,7 +176,8 @@ def cmd_analyze(args, settings: config.Config) -> int:
     limits = Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes)
     with prepared(args.source, analysis) as source:
         progress = None if args.quiet else _progress(key)
-        runs = analyze_tree(source.root, analyzers, make_sandbox(settings.sandbox.backend), limits, progress)
+        sandbox = make_sandbox(settings.sandbox.backend, settings.sandbox)
+        runs = analyze_tree(source.root, analyzers, sandbox, limits, progress)
     version = record_analysis(key, runs, source_url=source.url, sha256=source.sha256, db=db)
     if not args.quiet:
         print(report.version_text(queries.version_report(version, top=args.top)))
@@ -232,6 +261,132 @@ def cmd_fetch(args, settings: config.Config) -> int:
         for event in fetcher.poll():
             intake.send(event)
     print(f"{args.fetcher}: sent {intake.sent} events to {settings.service.intake_endpoint}")
+    return EXIT_OK
+
+
+def cmd_images_base(args, settings: config.Config) -> int:
+    from kiskadee import images
+
+    print(f"built {images.make_base(settings.sandbox.docker, args.analyzers, args.work_dir)}")
+    return EXIT_OK
+
+
+def cmd_images_build(args, settings: config.Config) -> int:
+    from kiskadee import images
+
+    docker = settings.sandbox.docker
+    base = images.make_base(docker, args.analyzers, args.work_dir) if args.bootstrap else args.base
+    for tag, image_id in images.build_all(docker, args.analyzers, base or "", args.network):
+        print(f"built {tag} {image_id}")
+    return EXIT_OK
+
+
+def cmd_images_list(args, settings: config.Config) -> int:
+    from kiskadee import images
+
+    for image in images.describe(settings.sandbox.docker, settings.analyzers, args.analyzers):
+        print(f"{image['analyzer']:<12} {image['version']:<10} {image['image']} {image['id'][:19]}")
+    return EXIT_OK
+
+
+def _add_diff(commands, database) -> None:
+    cmd = commands.add_parser(
+        "diff", parents=[database], help="new, fixed and unchanged findings between two versions",
+        usage="kiskadee diff [-h] [--db PATH] [--format {table,json}] [--all] PKG [OLD] NEW",
+        description="Compare the findings of version NEW of PKG with those of OLD (default: the analyzed "
+                    "version before NEW by the package's version rules), matched by fingerprint so "
+                    "that code that only moved is unchanged. Findings of an analyzer that failed, timed "
+                    "out or did not run on either version are listed as not analyzed, never as new or "
+                    "fixed; an analyzer whose tool version changed is flagged.")
+    cmd.add_argument("package", metavar="PKG")
+    cmd.add_argument("versions", metavar="VERSION", nargs="+", help="[OLD] NEW")
+    cmd.add_argument("--format", choices=("table", "json"), default="table")
+    cmd.add_argument("--all", action="store_true", help="also list the unchanged findings")
+    cmd.set_defaults(func=cmd_diff)
+
+
+def _add_waive(commands, database) -> None:
+    from kiskadee.waivers import KINDS
+
+    cmd = commands.add_parser(
+        "waive", parents=[database], help="record a verdict on a finding, for every version that has it",
+        description="Mark the finding FINGERPRINT (as 'show' and 'diff' print it; at least its first 6 "
+                    "characters) as a false positive, intentional, or a real bug. The waiver belongs to "
+                    "the package and the fingerprint, so it carries forward to later versions.")
+    cmd.add_argument("fingerprint", metavar="FINGERPRINT")
+    cmd.add_argument("--as", dest="kind", choices=KINDS, help="the verdict")
+    cmd.add_argument("--comment", default="", help="why (shown with the finding and in exports)")
+    cmd.add_argument("--package", metavar="PKG", help="the package, when the fingerprint is in several")
+    cmd.add_argument("--remove", action="store_true", help="withdraw the finding's waiver instead")
+    cmd.set_defaults(func=cmd_waive)
+
+
+def _add_export(commands, database) -> None:
+    from kiskadee.export import FORMATS
+
+    cmd = commands.add_parser(
+        "export", parents=[database], help="write a version's results as SARIF, Firehose XML or JSON",
+        description="Write the findings of version VERSION of PKG with their fingerprints, their state "
+                    "against the previous analyzed version and their waivers, in SARIF 2.1.0, Firehose "
+                    "XML or JSON.")
+    cmd.add_argument("package", metavar="PKG")
+    cmd.add_argument("version", metavar="VERSION")
+    cmd.add_argument("--format", choices=FORMATS, default="sarif", help="default: sarif")
+    cmd.add_argument("--analyzer", metavar="NAME", help="only this analyzer's results")
+    cmd.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    cmd.set_defaults(func=cmd_export)
+
+
+def cmd_diff(args, settings: config.Config) -> int:
+    from kiskadee import diff
+
+    _database(args, settings, schema="current")
+    old, new = diff.resolve(args.package, args.versions)
+    data = diff.as_data(diff.compare(old, new), unchanged=args.all)
+    print(report.as_json(data) if args.format == "json" else diff.as_text(data, unchanged=args.all))
+    return EXIT_OK
+
+
+def cmd_waive(args, settings: config.Config) -> int:
+    from kiskadee import waivers
+
+    if not args.remove and not args.kind:
+        print("kiskadee: error: waive needs --as KIND (or --remove)", file=sys.stderr)
+        return EXIT_USAGE
+    _database(args, settings, schema="current")
+    if args.remove:
+        target = waivers.remove(args.fingerprint, package=args.package)
+        print(f"{target.package}: withdrew the waiver of {target.fingerprint}")
+        return EXIT_OK
+    target, replaced = waivers.waive(args.fingerprint, args.kind, args.comment, package=args.package,
+                                     author=_user())
+    again = " (replacing the earlier verdict)" if replaced else ""
+    print(f"{target.package}: {target.fingerprint} waived as {args.kind}{again}")
+    return EXIT_OK
+
+
+def _user() -> str:
+    """Who runs the command, for the waiver's record."""
+    import getpass
+    import os
+
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def cmd_export(args, settings: config.Config) -> int:
+    from kiskadee import export
+
+    _database(args, settings, schema="current")
+    document = export.render(export.collect(queries.find_version(args.package, args.version), args.analyzer),
+                             args.format)
+    if args.output:
+        Path(args.output).write_bytes(document)
+    else:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
     return EXIT_OK
 
 

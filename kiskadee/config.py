@@ -66,8 +66,26 @@ class AnalysisConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DockerSandboxConfig:
+    """The docker backend (kiskadee.sandbox.docker) and its images (kiskadee images)."""
+
+    url: str = ""                       # engine address; '' means $DOCKER_HOST, else the local socket
+    image: str = "kiskadee/{analyzer}:latest"   # the image each analyzer runs in
+    base_image: str = "debian:bookworm-slim"    # what 'kiskadee images build' builds the images from
+    user: str = ""                      # uid:gid in the container; '' means the runner's, 65534 for root
+    cpus: float = 1.0                   # CPUs each container may use
+    pids_limit: int = 256               # processes and threads each container may have
+    tmpfs_mb: int = 256                 # size of the container's writable /tmp
+    api_timeout: float = 60.0           # seconds an engine request may take (not the analysis)
+    containers_dir: str = ""            # '' means the Containerfiles shipped with kiskadee
+    bootstrap_suite: str = "bookworm"   # 'kiskadee images base': the Debian suite
+    bootstrap_mirror: str = ""          # '' means the first mirror in apt's sources
+
+
+@dataclasses.dataclass(frozen=True)
 class SandboxConfig:
     backend: str = "local"
+    docker: DockerSandboxConfig = DockerSandboxConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +100,43 @@ class CppcheckConfig:
 class FlawfinderConfig:
     program: str = "flawfinder"
     min_level: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledAnalyzerConfig:
+    """Settings shared by the analyzers that compile the code (clang, gcc, framac)."""
+
+    program: str = ""
+    mode: str = "auto"                  # 'auto': build mode when the tree configures, else per-file
+    jobs: int = 1                       # files analyzed at once (and make -j in build mode)
+    unit_timeout: float = 300.0         # seconds per file; 0: none but the analyzer's timeout
+    configure_timeout: float = 300.0    # seconds for configure, cmake or meson in build mode
+    build_timeout: float = 900.0        # seconds for make in autotools build mode
+    time_budget: float = 0.0            # seconds after which no new file is started; 0: none
+    python: str = "python3"             # the interpreter that runs the compile driver in the sandbox
+    extra_args: Tuple[str, ...] = ()    # passed to the tool for every file
+
+
+@dataclasses.dataclass(frozen=True)
+class ClangConfig(CompiledAnalyzerConfig):
+    program: str = "clang"
+    checkers: Tuple[str, ...] = ("alpha.security.ArrayBoundV2", "alpha.unix.cstring.OutOfBounds")
+
+
+@dataclasses.dataclass(frozen=True)
+class GccConfig(CompiledAnalyzerConfig):
+    program: str = "gcc"
+    warnings: Tuple[str, ...] = (       # compiler warnings kept as findings besides -Wanalyzer-*
+        "stringop-overflow", "array-bounds", "stringop-overread", "use-after-free",
+        "free-nonheap-object", "mismatched-dealloc", "return-local-addr", "format-overflow")
+
+
+@dataclasses.dataclass(frozen=True)
+class FramacConfig(CompiledAnalyzerConfig):
+    program: str = "frama-c"
+    unit_timeout: float = 60.0
+    time_budget: float = 600.0
+    max_entry_points: int = 20          # Eva runs per file, one from each uncalled function
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,15 +189,46 @@ class DirectoryFetcherConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AnityaFetcherConfig:
+    """Resolving Anitya's announcements to sources, and filling the gaps the buses leave."""
+
+    api_url: str = ""                   # Anitya's address for gap filling; '' means set it (off)
+    projects: Tuple[str, ...] = ()      # project names to poll, besides those in the database
+    interval: float = 3600.0            # seconds between gap-filling passes under 'kiskadee run'
+    pypi_url: str = ""                  # PyPI JSON API base; '' means derived from pip's index
+    npm_url: str = ""                   # npm registry; '' means 'npm config get registry'
+    crates_index: str = ""              # sparse crate index; '' means from cargo's configuration
+    github_url: str = "https://github.com"
+    gitlab_url: str = "https://gitlab.com"      # used for projects on this host, or owner/repo
+    gnu_url: str = "https://ftp.gnu.org/gnu"
+    debian: bool = True                 # fall back to the Debian fetcher for Debian-mapped projects
+
+
+@dataclasses.dataclass(frozen=True)
 class FetchersConfig:
     debian: DebianFetcherConfig = DebianFetcherConfig()
     directory: DirectoryFetcherConfig = DirectoryFetcherConfig()
+    anitya: AnityaFetcherConfig = AnityaFetcherConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class AnityaBusConfig:
+    """Receiving Anitya's announcements: the fedmsg bridge and the fedora-messaging consumer."""
+
+    topic_prefix: str = "org.release-monitoring.prod"  # environment Anitya publishes under (the bridge)
+    queue_size: int = 10_000            # events the bridge holds for the monitor; beyond, dropped and counted
+    max_message_bytes: int = 1024**2    # larger bus messages are dropped and counted (the bridge)
+    report_seconds: float = 60.0        # how often the bridge logs what it received, forwarded and dropped
+    retry_seconds: float = 5.0          # wait before retrying an unreachable monitor (both)
 
 
 @dataclasses.dataclass(frozen=True)
 class AnalyzersConfig:
     cppcheck: CppcheckConfig = CppcheckConfig()
     flawfinder: FlawfinderConfig = FlawfinderConfig()
+    clang: ClangConfig = ClangConfig()
+    gcc: GccConfig = GccConfig()
+    framac: FramacConfig = FramacConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +241,7 @@ class Config:
     monitor: MonitorConfig = MonitorConfig()
     runner: RunnerConfig = RunnerConfig()
     fetchers: FetchersConfig = FetchersConfig()
+    anitya: AnityaBusConfig = AnityaBusConfig()
     source: str = "built-in defaults"   # where this configuration came from
 
 

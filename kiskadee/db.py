@@ -31,6 +31,7 @@ def open_database(path: str, *, schema: str = "upgrade", busy_timeout_ms: int = 
             "foreign_keys": 1,
             "synchronous": "normal",
             "busy_timeout": busy_timeout_ms,
+            "cache_size": -65536,           # 64 MiB: bulk finding inserts touch random index pages
         },
     )
     try:

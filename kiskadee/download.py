@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from kiskadee import __version__
-from kiskadee.errors import SourceError, TransientSourceError
+from kiskadee.errors import SourceError, SourceNotFound, TransientSourceError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ def open_url(url: str, timeout: float):
         return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (URL from config or event)
     except urllib.error.HTTPError as exc:
         error = TransientSourceError if exc.code >= 500 or exc.code == 429 else SourceError
+        error = SourceNotFound if exc.code in (404, 410) else error
         raise error(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise TransientSourceError(f"cannot download {url}: {getattr(exc, 'reason', exc)}; "

@@ -17,6 +17,12 @@ class KiskadeeError(Exception):
     exit_code = 1
 
 
+class UsageError(KiskadeeError):
+    """A command's arguments make no sense together or name nothing unambiguously."""
+
+    exit_code = EXIT_USAGE
+
+
 class ConfigError(KiskadeeError):
     """The configuration is missing, unreadable or invalid."""
 
@@ -31,6 +37,15 @@ class SourceError(KiskadeeError):
 
 class TransientSourceError(SourceError):
     """A source could not be fetched for now (network down, server error): try again later."""
+
+
+class SourceNotFound(SourceError):
+    """The origin answered that the file asked for does not exist (HTTP 404 or 410)."""
+
+
+class UnresolvedSource(SourceError):
+    """Where the source of a version is cannot be determined; the version is recorded
+    as 'unresolved' with this reason instead of being analyzed."""
 
 
 class UnsafeArchiveError(SourceError):
@@ -53,3 +68,17 @@ class AnalyzerUnavailable(KiskadeeError):
     """An analyzer's program is not installed where the sandbox looks for it."""
 
     exit_code = EXIT_ANALYSIS_INCOMPLETE
+
+
+class TransientError(KiskadeeError):
+    """Something kiskadee needs is unavailable for now: try again later (the job is re-queued)."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class SandboxUnavailable(TransientError):
+    """The sandbox backend cannot run commands now (the container engine cannot be reached)."""
+
+
+class ImageBuildError(KiskadeeError):
+    """An analyzer image or its base could not be built ('kiskadee images')."""

@@ -181,22 +181,24 @@ def requeue(job: Version, reason: str, policy: QueuePolicy, now: datetime.dateti
 
 def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: QueuePolicy,
              now: datetime.datetime) -> str:
-    """Store a runner's result for a job; returns what happened ("stored", "requeued", "failed", "duplicate").
+    """Store a runner's result for a job; returns what happened ("stored", "requeued", "failed",
+    "unresolved" (the source could not be located; the error says why), "duplicate").
 
     A result for a job that is already done or failed (a late runner whose lease
     had run out) is acknowledged but not stored again. The caller wraps this in
     one transaction.
     """
     job = Version.get_or_none(Version.id == job_id)
-    if job is None or job.state in ("done", "failed"):
+    if job is None or job.state in ("done", "failed", "unresolved"):
         return "duplicate"
     if fields.get("error"):
         if fields.get("transient"):
             requeue(job, fields["error"], policy, now)
             return "requeued" if job.state == "queued" else "failed"
-        job.state, job.error, job.finished_at = "failed", fields["error"], now
+        state = "unresolved" if fields.get("unresolved") else "failed"
+        job.state, job.error, job.finished_at = state, fields["error"], now
         job.save()
-        return "failed"
+        return state
     job.source_url = fields.get("source_url") or job.source_url
     job.sha256 = fields.get("sha256") or job.sha256
     store_runs(job, runs, started_at=job.started_at)

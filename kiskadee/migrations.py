@@ -131,9 +131,100 @@ RUNNERS = [
         WHERE v.state IN ('queued', 'leased', 'failed')""",
 ]
 
+COVERAGE = [
+    # What an analyzer that compiles the code analyzed: NULL counts for the others.
+    "ALTER TABLE analysis ADD COLUMN mode TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE analysis ADD COLUMN files_analyzed INTEGER",
+    "ALTER TABLE analysis ADD COLUMN files_failed INTEGER",
+    "ALTER TABLE analysis ADD COLUMN fallback TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE analysis ADD COLUMN failed_files TEXT NOT NULL DEFAULT ''",
+    "DROP VIEW latest_analysis",
+    "DROP VIEW analysis_detail",
+    """CREATE VIEW analysis_detail AS
+        SELECT a.id, fe.name AS fetcher, p.name AS package, v.number AS version,
+               az.name AS analyzer, az.version AS analyzer_version, a.status,
+               a.started_at, a.duration, a.finding_count, a.error,
+               a.version_id, v.package_id,
+               a.mode, a.files_analyzed, a.files_failed, a.fallback, a.failed_files
+        FROM analysis a
+        JOIN analyzer az ON az.id = a.analyzer_id
+        JOIN version v ON v.id = a.version_id
+        JOIN package p ON p.id = v.package_id
+        JOIN fetcher fe ON fe.id = p.fetcher_id""",
+    """CREATE VIEW latest_analysis AS
+        SELECT d.* FROM analysis_detail d
+        WHERE d.version_id = (
+            SELECT a.version_id FROM analysis a JOIN version v ON v.id = a.version_id
+            WHERE v.package_id = d.package_id
+            ORDER BY a.started_at DESC, a.id DESC LIMIT 1)""",
+]
+
+RESULTS = [
+    # The analyzed version before this one by the package's version rules (kiskadee.lineage).
+    "ALTER TABLE version ADD COLUMN previous_id INTEGER REFERENCES version (id) ON DELETE SET NULL",
+    # How many earlier analyzed versions of the package had the same fingerprint.
+    "ALTER TABLE finding ADD COLUMN survived INTEGER NOT NULL DEFAULT 0",
+    # A person's verdict on a finding, for every version of the package that has it.
+    """CREATE TABLE waiver (
+        id INTEGER PRIMARY KEY,
+        package_id INTEGER NOT NULL REFERENCES package (id) ON DELETE CASCADE,
+        fingerprint TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('false-positive', 'intentional', 'bug')),
+        comment TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL DEFAULT '',
+        created_at DATETIME NOT NULL,
+        UNIQUE (package_id, fingerprint))""",
+    # An analysis's findings by severity, best ranked first: 'show --top N' reads the
+    # best of each severity without sorting them all, and counts them by severity
+    # from this index alone.
+    "CREATE INDEX finding_rank ON finding (analysis_id, severity, rank)",
+    # An analysis's fingerprints (release diffs, survival) from this index alone.
+    "CREATE INDEX finding_analysis_fingerprint ON finding (analysis_id, fingerprint, survived)",
+    # Findings of each version that its previous analyzed version did not have; only
+    # where the same analyzer completed on both, so a failed run never makes findings new.
+    """CREATE VIEW new_finding AS
+        SELECT f.id, fe.name AS fetcher, p.name AS package, v.number AS version,
+               pv.number AS previous_version, az.name AS analyzer, f.path, f.line,
+               f."column", f.function, f.check_id, f.cwe, f.severity, f.message,
+               f.fingerprint, f.rank, f.survived, w.kind AS waiver, w.comment AS waiver_comment
+        FROM finding f
+        JOIN analysis a ON a.id = f.analysis_id
+        JOIN analyzer az ON az.id = a.analyzer_id
+        JOIN version v ON v.id = a.version_id
+        JOIN version pv ON pv.id = v.previous_id
+        JOIN package p ON p.id = v.package_id
+        JOIN fetcher fe ON fe.id = p.fetcher_id
+        LEFT JOIN waiver w ON w.package_id = p.id AND w.fingerprint = f.fingerprint
+        WHERE EXISTS (SELECT 1 FROM analysis pa JOIN analyzer paz ON paz.id = pa.analyzer_id
+                      WHERE pa.version_id = pv.id AND paz.name = az.name AND pa.status = 'ok')
+          AND NOT EXISTS (SELECT 1 FROM finding pf JOIN analysis pa ON pa.id = pf.analysis_id
+                          WHERE pf.fingerprint = f.fingerprint AND pa.version_id = pv.id)""",
+    # Findings of the previous analyzed version that a version no longer has, where the
+    # same analyzer completed on both.
+    """CREATE VIEW fixed_finding AS
+        SELECT pf.id, fe.name AS fetcher, p.name AS package, v.number AS version,
+               pv.number AS previous_version, az.name AS analyzer, pf.path, pf.line,
+               pf."column", pf.function, pf.check_id, pf.cwe, pf.severity, pf.message,
+               pf.fingerprint, pf.rank, pf.survived, w.kind AS waiver, w.comment AS waiver_comment
+        FROM version v
+        JOIN version pv ON pv.id = v.previous_id
+        JOIN analysis pa ON pa.version_id = pv.id
+        JOIN analyzer az ON az.id = pa.analyzer_id
+        JOIN finding pf ON pf.analysis_id = pa.id
+        JOIN package p ON p.id = v.package_id
+        JOIN fetcher fe ON fe.id = p.fetcher_id
+        LEFT JOIN waiver w ON w.package_id = p.id AND w.fingerprint = pf.fingerprint
+        WHERE EXISTS (SELECT 1 FROM analysis a JOIN analyzer naz ON naz.id = a.analyzer_id
+                      WHERE a.version_id = v.id AND naz.name = az.name AND a.status = 'ok')
+          AND NOT EXISTS (SELECT 1 FROM finding f JOIN analysis a ON a.id = f.analysis_id
+                          WHERE f.fingerprint = pf.fingerprint AND a.version_id = v.id)""",
+]
+
 MIGRATIONS = [
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "runners and the job queue view", RUNNERS),
+    Migration(3, "coverage of analyzers that compile the code", COVERAGE),
+    Migration(4, "release diffs: previous version, survival, waivers, new_finding view", RESULTS),
 ]
 
 LATEST = MIGRATIONS[-1].number

@@ -57,6 +57,8 @@ class Version(BaseModel):
     queued_at = peewee.DateTimeField(null=True)
     started_at = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
+    # The analyzed version before this one by the package's version rules (migration 4).
+    previous = peewee.ForeignKeyField("self", null=True, on_delete="SET NULL", backref="next_versions")
 
     class Meta:
         indexes = ((("package", "number"), True),)
@@ -80,6 +82,12 @@ class Analysis(BaseModel):
     duration = peewee.FloatField(default=0.0)
     finding_count = peewee.IntegerField(default=0)
     error = peewee.TextField(default="")
+    # Coverage of analyzers that compile the code (migration 3); NULL counts for the others.
+    mode = peewee.TextField(default="")                 # per-file, autotools, cmake, meson
+    files_analyzed = peewee.IntegerField(null=True)
+    files_failed = peewee.IntegerField(null=True)
+    fallback = peewee.TextField(default="")             # why build mode was not used
+    failed_files = peewee.TextField(default="")         # 'path: reason' lines
 
     class Meta:
         indexes = ((("version", "analyzer"), True),)
@@ -97,6 +105,7 @@ class Finding(BaseModel):
     message = peewee.TextField()
     fingerprint = peewee.TextField()
     rank = peewee.FloatField(default=0.0)
+    survived = peewee.IntegerField(default=0)    # earlier analyzed versions with this fingerprint (migration 4)
 
 
 class Runner(BaseModel):
@@ -109,4 +118,18 @@ class Runner(BaseModel):
     last_seen = peewee.DateTimeField(default=utcnow)
 
 
-MODELS = (Fetcher, Package, Version, Analyzer, Analysis, Finding, Runner)
+class Waiver(BaseModel):
+    """A person's verdict on a finding; it holds for every version of the package with that fingerprint."""
+
+    package = peewee.ForeignKeyField(Package, backref="waivers", on_delete="CASCADE")
+    fingerprint = peewee.TextField()
+    kind = peewee.TextField()                   # false-positive, intentional, bug
+    comment = peewee.TextField(default="")
+    author = peewee.TextField(default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("package", "fingerprint"), True),)
+
+
+MODELS = (Fetcher, Package, Version, Analyzer, Analysis, Finding, Runner, Waiver)

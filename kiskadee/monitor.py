@@ -1,7 +1,9 @@
 """``kiskadee monitor``: the only writer of the database.
 
-It PULLs source events from the intake socket, records every package and
-version and queues the new ones; on the work socket (ROUTER) it hands jobs
+It takes source events from the intake socket (a ROUTER: see
+kiskadee.intake), records every package and version and queues the new
+ones, acknowledging each batch to its senders once committed; on the work
+socket (ROUTER) it hands jobs
 to runners that asked for one, extends their leases on heartbeats, re-queues
 the jobs of silent runners and stores each result in one transaction before
 acknowledging it.
@@ -11,7 +13,6 @@ import collections
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Dict, Optional
 
 import peewee
@@ -23,22 +24,14 @@ from kiskadee.config import Config
 from kiskadee.db import open_database
 from kiskadee.models import Runner, Version, utcnow
 from kiskadee.service import Service
-from kiskadee.systemd import listen_fds
+from kiskadee.intake import IntakeReceiver
+from kiskadee.systemd import bind, listen_fds
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 500
 HOUSEKEEPING_SECONDS = 1.0
 IDLE_RUNNER_TTL = 30.0          # an idle runner re-announces itself every few seconds
-
-
-def bind(sock: zmq.Socket, endpoint: str, fd: Optional[int]) -> None:
-    """Bind ``sock``, adopting a socket inherited from systemd when there is one."""
-    if fd is not None:
-        sock.set(zmq.USE_FD, fd)
-    elif endpoint.startswith("ipc://"):
-        Path(endpoint[len("ipc://"):]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    sock.bind(endpoint)
 
 
 class Monitor(Service):
@@ -58,19 +51,21 @@ class Monitor(Service):
     def setup(self) -> None:
         self.db = open_database(self.settings.database.path,
                                 busy_timeout_ms=self.settings.database.busy_timeout_ms)
-        inherited = listen_fds()
-        self.intake = self.context.socket(zmq.PULL)
+        inherited = listen_fds(unset=True)
+        self.intake = self.context.socket(zmq.ROUTER)
+        self.intake.setsockopt(zmq.RCVHWM, 0)      # back-pressure reaches the senders' windows instead
         self.work = self.context.socket(zmq.ROUTER)
         self.work.setsockopt(zmq.ROUTER_MANDATORY, 1)
         for sock in (self.intake, self.work):
             sock.setsockopt(zmq.LINGER, 0)
-        bind(self.intake, self.settings.service.intake_endpoint, inherited.get("intake"))
-        bind(self.work, self.settings.service.work_endpoint, inherited.get("work"))
+        intake = bind(self.intake, self.settings.service.intake_endpoint, inherited.get("intake", []))
+        work = bind(self.work, self.settings.service.work_endpoint, inherited.get("work", []))
+        self.receiver = IntakeReceiver(self.intake)
         self.poller = zmq.Poller()
         self.poller.register(self.intake, zmq.POLLIN)
         self.poller.register(self.work, zmq.POLLIN)
-        log.info("monitor listening: intake %s, work %s", self.settings.service.intake_endpoint,
-                 self.settings.service.work_endpoint)
+        log.info("monitor listening: intake %s, work %s%s", ", ".join(intake), ", ".join(work),
+                 " (sockets from systemd)" if inherited else "")
 
     def step(self) -> None:
         ready = dict(self.poller.poll(POLL_MS))
@@ -95,17 +90,17 @@ class Monitor(Service):
 
     def take_events(self) -> None:
         """Record the events waiting on the intake socket, a batch per transaction."""
-        frames = []
-        while len(frames) < self.settings.monitor.batch:
-            try:
-                frames.append(self.intake.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                break
+        frames, seqs = self.receiver.receive(self.settings.monitor.batch)
         now = str(utcnow())     # formatted once per batch: the hot path records thousands
+        queued_before = self.counters["queued"]
         with self.db.atomic():
             for frame in frames:
                 self._record(frame, now)
             self.catalog.flush()
+        self.receiver.acknowledge(seqs)     # after the commit: senders re-send what is not acknowledged
+        if self.counters["queued"] > queued_before:
+            log.info("recorded %d events, %d new versions queued", len(frames),
+                     self.counters["queued"] - queued_before)
 
     def _record(self, frame: bytes, now: str) -> None:
         try:
@@ -118,9 +113,9 @@ class Monitor(Service):
             return
         outcome = self.catalog.record(message.fields, now)
         self.counters[outcome] += 1
-        if outcome == "queued":
-            log.info("queued %s %s from %s", message.fields["package"], message.fields["version"],
-                     message.fields["fetcher"])
+        if outcome == "queued":     # debug: a Debian pass queues thousands at once
+            log.debug("queued %s %s from %s", message.fields["package"], message.fields["version"],
+                      message.fields["fetcher"])
 
     # runners ----------------------------------------------------------------
 

@@ -4,8 +4,9 @@ from typing import Dict, List, Optional
 
 import peewee
 
+from kiskadee import waivers
 from kiskadee.errors import NotFoundError
-from kiskadee.models import Analysis, Analyzer, Fetcher, Finding, Package, Version
+from kiskadee.models import SEVERITIES, Analysis, Analyzer, Fetcher, Finding, Package, Version
 
 
 def package_summaries() -> List[Dict]:
@@ -57,9 +58,13 @@ def version_report(version: Version, top: Optional[int] = None) -> Dict:
     """The analyses and findings (best ranked first) of one version, as plain data."""
     analyses = (Analysis.select(Analysis, Analyzer).join(Analyzer)
                 .where(Analysis.version == version).order_by(Analyzer.name))
-    findings = (Finding.select(Finding, Analysis, Analyzer).join(Analysis).join(Analyzer)
-                .where(Analysis.version == version)
-                .order_by(Finding.rank.desc(), Finding.path, Finding.line).limit(top))
+    if top is None:
+        findings = (Finding.select(Finding, Analysis, Analyzer).join(Analysis).join(Analyzer)
+                    .where(Analysis.version == version)
+                    .order_by(Finding.rank.desc(), Finding.path, Finding.line))
+    else:
+        findings = _best_ranked(version, top)
+    waived = waivers.for_package(version.package_id)
     return {
         "package": version.package.name,
         "fetcher": version.package.fetcher.name,
@@ -69,8 +74,23 @@ def version_report(version: Version, top: Optional[int] = None) -> Dict:
         "sha256": version.sha256,
         "error": version.error,
         "analyses": [_analysis(a, _severity_counts(a)) for a in analyses],
-        "findings": [_finding(f) for f in findings],
+        "findings": [dict(_finding(f), waiver=waived.get(f.fingerprint)) for f in findings],
     }
+
+
+def _best_ranked(version: Version, top: int) -> List[Finding]:
+    """The ``top`` best-ranked findings of a version: the best of each analysis and severity,
+    read in rank order from the finding_rank index and merged, instead of sorting them all."""
+    candidates: List[tuple] = []
+    for analysis in Analysis.select(Analysis.id).where(Analysis.version == version):
+        for severity in SEVERITIES:
+            candidates.extend(Finding.select(Finding.rank, Finding.path, Finding.line, Finding.id)
+                              .where((Finding.analysis == analysis.id) & (Finding.severity == severity))
+                              .order_by(Finding.rank.desc(), Finding.path, Finding.line).limit(top).tuples())
+    best = [c[3] for c in sorted(candidates, key=lambda c: (-c[0], c[1], c[2]))[:top]]
+    found = {f.id: f for f in Finding.select(Finding, Analysis, Analyzer).join(Analysis).join(Analyzer)
+             .where(Finding.id.in_(best))}
+    return [found[finding_id] for finding_id in best]
 
 
 def _severity_counts(analysis: Analysis) -> Dict[str, int]:
@@ -88,6 +108,20 @@ def _analysis(analysis: Analysis, by_severity: Dict[str, int]) -> Dict:
         "finding_count": analysis.finding_count,
         "by_severity": by_severity,
         "error": analysis.error,
+        "coverage": _coverage(analysis),
+    }
+
+
+def _coverage(analysis: Analysis) -> Optional[Dict]:
+    """What an analyzer that compiles the code analyzed; None for the others."""
+    if analysis.files_analyzed is None:
+        return None
+    return {
+        "mode": analysis.mode,
+        "files_analyzed": analysis.files_analyzed,
+        "files_failed": analysis.files_failed or 0,
+        "fallback": analysis.fallback,
+        "failed_files": analysis.failed_files.splitlines(),
     }
 
 
@@ -104,4 +138,5 @@ def _finding(finding: Finding) -> Dict:
         "message": finding.message,
         "fingerprint": finding.fingerprint,
         "rank": finding.rank,
+        "survived": finding.survived,
     }

@@ -32,9 +32,28 @@ def version_text(report: Dict) -> str:
     errors = [f"  {a['analyzer']}: {a['error']}" for a in report["analyses"] if a["error"]]
     if errors:
         lines += ["", "problems:"] + errors
+    coverage = _coverage_lines(report["analyses"])
+    if coverage:
+        lines += ["", "coverage:"] + coverage
     if report["findings"]:
         lines += ["", _findings_table(report["findings"])]
     return "\n".join(lines)
+
+
+def _coverage_lines(analyses: List[Dict]) -> List[str]:
+    """For analyzers that compile the code: how, how many files, which did not compile."""
+    lines = []
+    for a in analyses:
+        coverage = a.get("coverage")
+        if not coverage:
+            continue
+        total = coverage["files_analyzed"] + coverage["files_failed"]
+        lines.append(f"  {a['analyzer']}: {coverage['mode'] or 'nothing'} mode, "
+                     f"{coverage['files_analyzed']} of {total} files analyzed")
+        if coverage["fallback"]:
+            lines.append(f"    build mode not used: {coverage['fallback']}")
+        lines += [f"    not analyzed: {line}" for line in coverage["failed_files"]]
+    return lines
 
 
 def _analyses_table(analyses: List[Dict]) -> str:
@@ -47,9 +66,10 @@ def _analyses_table(analyses: List[Dict]) -> str:
 
 def _findings_table(findings: List[Dict]) -> str:
     return table(
-        ("RANK", "SEVERITY", "ANALYZER", "LOCATION", "CHECK", "CWE", "MESSAGE"),
+        ("RANK", "SEVERITY", "ANALYZER", "LOCATION", "CHECK", "CWE", "FINGERPRINT", "WAIVER", "MESSAGE"),
         [(f"{f['rank']:.1f}", f["severity"], f["analyzer"], f"{f['path']}:{f['line']}", f["check_id"],
-          f["cwe"] or "", _shorten(f["message"], 70)) for f in findings],
+          f["cwe"] or "", f["fingerprint"][:12], (f.get("waiver") or {}).get("kind", ""),
+          _shorten(f["message"], 70)) for f in findings],
     )
 
 

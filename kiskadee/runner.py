@@ -23,7 +23,7 @@ from kiskadee import wire
 from kiskadee.analysis import analyze_tree
 from kiskadee.analyzers import make_analyzers
 from kiskadee.config import Config
-from kiskadee.errors import ConfigError, SourceError, TransientSourceError
+from kiskadee.errors import ConfigError, SourceError, TransientError, TransientSourceError, UnresolvedSource
 from kiskadee.fetchers import SourceEvent, make_fetcher
 from kiskadee.sandbox import Limits, make_sandbox
 from kiskadee.service import Service
@@ -50,11 +50,12 @@ class RunnerService(Service):
         self.context = context or zmq.Context.instance()
         self.activity = ""
         self._announced = 0.0
+        self._sandbox_down = False
 
     def setup(self) -> None:
         analysis = self.settings.analysis
         self.analyzers = make_analyzers(analysis.analyzers, self.settings.analyzers)
-        self.sandbox = make_sandbox(self.settings.sandbox.backend)
+        self.sandbox = make_sandbox(self.settings.sandbox.backend, self.settings.sandbox)
         self.limits = Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes)
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.IDENTITY, self.runner_name.encode())
@@ -69,14 +70,30 @@ class RunnerService(Service):
     def step(self) -> None:
         if time.monotonic() - self._announced >= READY_SECONDS:
             self._announced = time.monotonic()
-            self.sock.send(wire.encode("ready", runner=self.runner_name))
-            self.notifier.status("idle, waiting for a job")
+            if self._sandbox_ready():
+                self.sock.send(wire.encode("ready", runner=self.runner_name))
+                self.notifier.status("idle, waiting for a job")
         if not self.sock.poll(POLL_MS):
             return
         message = self._receive()
         if message is not None and message.type == "job":
             self.work_on(message.fields)
             self._announced = 0.0           # ask for the next job at once
+
+    def _sandbox_ready(self) -> bool:
+        """False while the sandbox cannot run analyzers (container engine down): no job is taken then."""
+        try:
+            self.sandbox.check()
+        except TransientError as exc:
+            if not self._sandbox_down:
+                log.warning("taking no jobs until the sandbox is back: %s", exc)
+            self._sandbox_down = True
+            self.notifier.status(f"waiting for the sandbox: {exc}")
+            return False
+        if self._sandbox_down:
+            log.info("the sandbox is back; taking jobs again")
+        self._sandbox_down = False
+        return True
 
     def _receive(self) -> Optional[wire.Message]:
         try:
@@ -134,8 +151,11 @@ class RunnerService(Service):
                             job["sha256"], job["meta"])
         try:
             outcome["result"] = self._analyze_event(event)
-        except TransientSourceError as exc:
+        except (TransientSourceError, TransientError) as exc:     # the sandbox's engine gone, among others
+            log.warning("job %s goes back to the queue: %s", job["job"], exc)
             outcome["result"] = {"runs": [], "error": str(exc), "transient": True}
+        except UnresolvedSource as exc:     # recorded as 'unresolved' with the reason
+            outcome["result"] = {"runs": [], "error": str(exc), "transient": False, "unresolved": True}
         except (SourceError, ConfigError) as exc:
             outcome["result"] = {"runs": [], "error": str(exc), "transient": False}
         except Exception as exc:  # a bug in kiskadee: report it, then crash so systemd restarts us

@@ -2,10 +2,11 @@
 
 import dataclasses
 import logging
-from typing import Iterable, Sequence, Tuple
+from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
 import peewee
 
+from kiskadee import lineage, ranking
 from kiskadee.analysis import AnalyzerRun
 from kiskadee.findings import Finding
 from kiskadee.models import Analysis, Analyzer, Fetcher, Package, Version, utcnow
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 FINDING_COLUMNS = (
     "analysis_id", "path", "line", "column", "function", "check_id",
-    "cwe", "severity", "message", "fingerprint", "rank",
+    "cwe", "severity", "message", "fingerprint", "rank", "survived",
 )
 
 
@@ -37,6 +38,8 @@ def get_version(key: VersionKey) -> Version:
 
 def store_runs(version: Version, runs: Sequence[AnalyzerRun], started_at=None) -> None:
     """Replace the analyses of ``version`` by ``runs``, in the caller's transaction."""
+    previous = lineage.previous_analyzed(version)
+    survived = lineage.survival(version, previous, [f.fingerprint for run in runs for f in run.findings])
     for run in runs:
         analyzer, _ = Analyzer.get_or_create(name=run.analyzer, version=run.tool_version)
         _delete_previous(version, run.analyzer)
@@ -48,8 +51,14 @@ def store_runs(version: Version, runs: Sequence[AnalyzerRun], started_at=None) -
             duration=run.duration,
             finding_count=len(run.findings),
             error=run.error,
+            mode=run.mode,
+            files_analyzed=run.files_analyzed,
+            files_failed=run.files_failed,
+            fallback=run.fallback,
+            failed_files=run.failed_files,
         )
-        insert_findings(analysis.id, run.findings)
+        insert_findings(analysis.id, run.findings, survived)
+    lineage.link(version)
 
 
 def _delete_previous(version: Version, analyzer_name: str) -> None:
@@ -61,8 +70,12 @@ def _delete_previous(version: Version, analyzer_name: str) -> None:
     Analysis.delete().where(Analysis.id.in_(previous)).execute()
 
 
-def insert_findings(analysis_id: int, findings: Iterable[Finding]) -> int:
+def insert_findings(analysis_id: int, findings: Iterable[Finding],
+                    survived: Optional[Mapping[str, int]] = None) -> int:
     """Bulk-insert findings of one analysis; returns how many were written.
+
+    ``survived`` maps fingerprints to the number of earlier releases that had
+    them (``lineage.survival``); it is stored and folded into the rank.
 
     This is the hot path when a large package has many findings, so it goes
     through the driver's executemany rather than building peewee queries.
@@ -70,14 +83,16 @@ def insert_findings(analysis_id: int, findings: Iterable[Finding]) -> int:
     db = Analysis._meta.database
     columns = ", ".join(f'"{name}"' for name in FINDING_COLUMNS)
     marks = ", ".join([db.param] * len(FINDING_COLUMNS))
-    rows = [_row(analysis_id, f) for f in findings]
+    survived = survived or {}
+    rows = [_row(analysis_id, f, survived.get(f.fingerprint, 0)) for f in findings]
     db.cursor().executemany(f"INSERT INTO finding ({columns}) VALUES ({marks})", rows)
     return len(rows)
 
 
-def _row(analysis_id: int, f: Finding) -> Tuple:
+def _row(analysis_id: int, f: Finding, survived: int = 0) -> Tuple:
+    rank = ranking.with_survival(f.rank, survived) if survived else f.rank
     return (analysis_id, f.path, f.line, f.column, f.function, f.check_id,
-            f.cwe, f.severity, f.message, f.fingerprint, f.rank)
+            f.cwe, f.severity, f.message, f.fingerprint, rank, survived)
 
 
 def finish_version(version: Version, runs: Sequence[AnalyzerRun], now) -> None:

@@ -108,6 +108,8 @@ def polling_fetchers(settings: Config, command: List[str]) -> List[Child]:
         children.append(Child("fetch debian", command + ["fetch", "debian"], fetchers.debian.interval))
     if fetchers.directory.path:
         children.append(Child("fetch directory", command + ["fetch", "directory"], fetchers.directory.interval))
+    if fetchers.anitya.api_url:
+        children.append(Child("fetch anitya", command + ["fetch", "anitya"], fetchers.anitya.interval))
     return children
 
 

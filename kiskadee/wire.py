@@ -6,12 +6,14 @@ type. ``decode`` validates a frame completely, so the loops that receive
 messages deal only in well-formed ones and count the rest.
 
 Messages:
-  source     a fetcher or the bridge announces a version (PUSH -> monitor intake)
+  source     a fetcher or the bridge announces a version (DEALER -> monitor intake
+             ROUTER; kiskadee.intake puts a sequence number frame before it)
   ready      a runner is idle and asks for a job (DEALER -> monitor)
   job        the monitor hands a version to a runner (monitor -> DEALER)
   heartbeat  a runner is still working on a job, and what it is doing
   result     a runner's outcome for a job: analyzer runs with findings, or an error
   ack        the monitor stored a result (monitor -> DEALER)
+  recorded   the monitor committed these intake sequence numbers (intake ROUTER -> sender)
 """
 
 import json
@@ -39,14 +41,19 @@ FIELDS: Dict[str, Dict[str, Tuple[type, bool]]] = {
         "runner": (_STR, True), "job": (_INT, True), "runs": (_LIST, True),
         "error": (_STR, False), "transient": (_BOOL, False),
         "source_url": (_STR, False), "sha256": (_STR, False),
+        "unresolved": (_BOOL, False),   # the error says why the source could not be located
     },
     "ack": {"job": (_INT, True)},
+    "recorded": {"seqs": (_LIST, True)},   # [[first, last], ...] inclusive ranges
 }
 DEFAULTS = {_STR: "", _DICT: {}, _LIST: [], _BOOL: False, _INT: 0, _FLOAT: 0.0}
 
 RUN_FIELDS = {"analyzer": _STR, "tool_version": _STR, "status": _STR, "duration": (int, float),
               "error": _STR, "findings": _LIST}
 RUN_STATUSES = ("ok", "failed", "timeout", "skipped")
+# Coverage of analyzers that compile the code: optional, checked when present.
+OPTIONAL_RUN_FIELDS = {"mode": _STR, "files_analyzed": (int, type(None)), "files_failed": (int, type(None)),
+                       "fallback": _STR, "failed_files": _STR}
 
 
 class WireError(ValueError):
@@ -105,6 +112,10 @@ def _validate(kind: str, fields: Dict[str, Any]) -> None:
     if kind == "result":
         for run in fields["runs"]:
             _validate_run(run)
+    if kind == "recorded" and not all(
+            isinstance(span, list) and len(span) == 2 and all(_is(n, _INT) for n in span)
+            for span in fields["seqs"]):
+        raise WireError("recorded message: seqs must be [first, last] pairs of integers")
 
 
 def _validate_run(run: Any) -> None:
@@ -113,6 +124,9 @@ def _validate_run(run: Any) -> None:
     for name, kind_of in RUN_FIELDS.items():
         if not _is(run.get(name), kind_of):
             raise WireError(f"result message: run field '{name}' missing or of the wrong type")
+    for name, kind_of in OPTIONAL_RUN_FIELDS.items():
+        if name in run and not _is(run[name], kind_of):
+            raise WireError(f"result message: run field '{name}' is of the wrong type")
     if run["status"] not in RUN_STATUSES:
         raise WireError(f"result message: run status {run['status']!r} is not one of {RUN_STATUSES}")
 

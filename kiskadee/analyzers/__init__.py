@@ -5,8 +5,9 @@ over a source tree, where the tool leaves its report and how to parse it.
 Running it is the business of ``kiskadee.analysis`` and a sandbox backend.
 """
 
+import dataclasses
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Sequence, Type
+from typing import Dict, FrozenSet, List, Optional, Sequence, Type
 
 from kiskadee.findings import Finding
 
@@ -15,6 +16,17 @@ C_FAMILY = frozenset({"c", "c++"})
 
 class ReportError(Exception):
     """An analyzer's report could not be parsed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """What an analyzer that compiles the code actually analyzed, so no findings never hides nothing analyzed."""
+
+    mode: str                   # per-file, autotools, cmake or meson
+    files_analyzed: int         # translation units analyzed
+    files_failed: int           # not analyzed: did not compile, timed out, over the time budget
+    fallback: str = ""          # why build mode was not used, when it was tried
+    failed_files: str = ""      # 'path: reason' lines, the first few
 
 
 class Analyzer:
@@ -45,6 +57,13 @@ class Analyzer:
         """Where the report is on the host: the captured stdout unless a tool writes a file."""
         return stdout
 
+    def prepare(self, output: Path) -> None:
+        """Put what the command needs into the (host) output directory before it runs."""
+
+    def coverage(self, output: Path) -> Optional[Coverage]:
+        """What the run analyzed, for analyzers that count it; read after any outcome."""
+        return None
+
     def parse(self, report: Path) -> List[Finding]:
         """Every finding of the report, normalized; raises ReportError on a broken report."""
         raise NotImplementedError
@@ -52,10 +71,13 @@ class Analyzer:
 
 def registry() -> Dict[str, Type[Analyzer]]:
     """The analyzers kiskadee knows, by name."""
+    from kiskadee.analyzers.clang import Clang
     from kiskadee.analyzers.cppcheck import Cppcheck
     from kiskadee.analyzers.flawfinder import Flawfinder
+    from kiskadee.analyzers.framac import FramaC
+    from kiskadee.analyzers.gcc import Gcc
 
-    return {cls.name: cls for cls in (Cppcheck, Flawfinder)}
+    return {cls.name: cls for cls in (Cppcheck, Flawfinder, Clang, Gcc, FramaC)}
 
 
 def make_analyzers(names: Sequence[str], settings: object) -> List[Analyzer]:

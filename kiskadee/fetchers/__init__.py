@@ -78,4 +78,8 @@ def make_fetcher(name: str, settings) -> Fetcher:
         return DirectoryFetcher(Path(settings.fetchers.directory.path), state / "directory.json")
     if name == "local":
         return LocalFetcher(analysis.max_download_bytes, analysis.download_timeout)
-    raise ConfigError(f"unknown fetcher {name!r}; known fetchers: debian, directory, local")
+    if name == "anitya":
+        from kiskadee.fetchers.anitya import AnityaFetcher
+
+        return AnityaFetcher.from_settings(settings)
+    raise ConfigError(f"unknown fetcher {name!r}; known fetchers: anitya, debian, directory, local")

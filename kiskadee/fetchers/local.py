@@ -21,6 +21,8 @@ class LocalFetcher(Fetcher):
 
     def download(self, event: SourceEvent, dest: Path) -> DownloadedSource:
         url = event.source_url
+        if not url:
+            raise SourceError(f"{event.package} {event.version}: the event names no source to analyze")
         parsed = urlparse(url)
         if parsed.scheme in ("http", "https"):
             archive = dest / (Path(unquote(parsed.path)).name or "source")

@@ -4,12 +4,15 @@ A backend runs one command over a source tree with the tree visible at
 ``source_path`` and a writable output directory at ``output_path`` (paths
 as the command sees them), under a wall-clock timeout, a memory limit and a
 cap on output size. The local backend runs a subprocess; the docker backend
-(see the docker issue) runs a container.
+runs a hardened container (kiskadee.sandbox.docker).
 """
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
+
+if TYPE_CHECKING:
+    from kiskadee.config import SandboxConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +49,23 @@ class Sandbox:
     def abort(self) -> None:
         """Kill whatever this sandbox is running now."""
 
+    def check(self) -> None:
+        """Raise SandboxUnavailable if commands cannot run now (a runner then takes no job)."""
 
-def make_sandbox(backend: str) -> Sandbox:
-    """The sandbox named by the configuration."""
+    def for_analyzer(self, name: str) -> "Sandbox":
+        """This sandbox as it runs the commands of analyzer ``name`` (the docker backend picks its image)."""
+        return self
+
+
+def make_sandbox(backend: str, settings: Optional["SandboxConfig"] = None) -> Sandbox:
+    """The sandbox named by the configuration; ``settings`` is its [sandbox] section."""
     if backend == "local":
         from kiskadee.sandbox.local import LocalSandbox
 
         return LocalSandbox()
-    raise ValueError(f"unknown sandbox backend {backend!r}; known: local")
+    if backend == "docker":
+        from kiskadee.config import SandboxConfig
+        from kiskadee.sandbox.docker import DockerSandbox
+
+        return DockerSandbox((settings or SandboxConfig()).docker)
+    raise ValueError(f"unknown sandbox backend {backend!r}; known: local, docker")

@@ -140,7 +140,7 @@ def test_debian_fetcher_through_monitor_and_runner(short_tmp, mirror):
 
 def push_frames(suite, frames):
     context = zmq.Context()
-    sock = context.socket(zmq.PUSH)
+    sock = context.socket(zmq.DEALER)     # the intake is a ROUTER (kiskadee.intake)
     sock.setsockopt(zmq.LINGER, 10_000)
     sock.connect(f"ipc://{suite.root / 'run' / 'intake.sock'}")
     for frame in frames:

@@ -1,0 +1,122 @@
+"""The driver's command line: choose the units, run the tool on each, keep the index current.
+
+Run inside the sandbox with the source tree as working directory::
+
+    python3 DRIVER --tool clang --program clang --output OUT [--mode auto|per-file] ...
+
+It exits 0 when it could run the tool at all, whatever became of single
+files (they are counted in the index), 2 on bad usage and 3 when the tool's
+program is missing.
+"""
+
+import argparse
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from . import buildmode, index, process
+from .tools import TOOLS, Context, UnitResult
+from .units import Unit, per_file_units
+
+INDEX_EVERY = 5.0       # seconds between index updates while units run
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kiskadee-compile-driver")
+    parser.add_argument("--tool", choices=sorted(TOOLS), required=True)
+    parser.add_argument("--program", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--mode", choices=("auto", "per-file"), default="auto")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--unit-timeout", type=float, default=0.0)
+    parser.add_argument("--configure-timeout", type=float, default=600.0)
+    parser.add_argument("--build-timeout", type=float, default=1200.0)
+    parser.add_argument("--time-budget", type=float, default=0.0)
+    parser.add_argument("--max-entry-points", type=int, default=20)
+    parser.add_argument("--arg", dest="extra_args", action="append", default=[],
+                        help="extra argument for the tool, repeatable")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    root, output = Path.cwd(), Path(args.output)
+    env = process.tool_environment(output)
+    if shutil.which(args.program, path=env["PATH"]) is None:
+        print(f"kiskadee-compile-driver: '{args.program}' is not installed", file=sys.stderr)
+        return 3
+    (output / "units").mkdir(parents=True, exist_ok=True)
+    document = {"format": index.FORMAT, "tool": args.tool, "source_root": str(root),
+                "output_root": str(output), "copy_root": None, "fallback": "", "build_note": "",
+                "finished": False, "units": []}
+    units = choose_units(args, root, output, env, document)
+    run_units(args, units, Context(args.program, args.extra_args, output, env, args.unit_timeout,
+                                   args.max_entry_points), document)
+    document["finished"] = True
+    index.write(output, document)
+    return 0
+
+
+def choose_units(args: argparse.Namespace, root: Path, output: Path, env: Dict[str, str],
+                 document: Dict) -> List[Unit]:
+    """Build mode when asked and possible, else per-file mode; the index records which and why."""
+    languages = TOOLS[args.tool][1]
+    system = buildmode.detect(root) if args.mode == "auto" else ""
+    if system:
+        settings = buildmode.BuildSettings(args.jobs, args.configure_timeout, args.build_timeout)
+        try:
+            build = buildmode.build(system, root, output / "build", settings, env)
+        except buildmode.BuildFailed as exc:
+            document["fallback"] = f"{system}: {exc}"
+        else:
+            units = [u for u in build.units if u.language in languages]
+            if units:
+                document.update(mode=system, copy_root=build.copy_root, build_note=build.note)
+                return units
+            document["fallback"] = f"{system}: the build compiled no file this analyzer reads"
+    units, guesses = per_file_units(root, output / "generated")
+    document.update(mode="per-file", guesses=guesses)
+    return [u for u in units if u.language in languages]
+
+
+def display_path(unit: Unit, document: Dict) -> str:
+    """The unit's file relative to the source root (or its copy) where it lies there."""
+    return index.source_path(unit.path, [document["copy_root"] or "", document["source_root"]])
+
+
+def run_units(args: argparse.Namespace, units: List[Unit], context: Context, document: Dict) -> None:
+    """Run the tool on every unit, ``--jobs`` at a time, within the time budget."""
+    analyze = TOOLS[args.tool][0]
+    deadline = time.monotonic() + args.time_budget if args.time_budget > 0 else None
+    results: List[Optional[UnitResult]] = [None] * len(units)
+    lock, last_write = threading.Lock(), [time.monotonic()]
+
+    def one(number: int) -> None:
+        if deadline is not None and time.monotonic() >= deadline:
+            result = UnitResult("skipped", f"the time budget of {args.time_budget:g} s was spent", [], 0.0)
+        else:
+            result = analyze(units[number], number + 1, context)
+        with lock:
+            results[number] = result
+            if time.monotonic() - last_write[0] >= INDEX_EVERY:
+                _record(document, units, results, context.output)
+                last_write[0] = time.monotonic()
+
+    _record(document, units, results, context.output)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(one, range(len(units))))
+    _record(document, units, results, context.output)
+
+
+def _record(document: Dict, units: List[Unit], results: List[Optional[UnitResult]], output: Path) -> None:
+    document["units"] = [
+        {"file": display_path(unit, document), "directory": unit.directory,
+         "status": result.status if result else "pending", "reason": result.reason if result else "",
+         "reports": result.reports if result else [], "seconds": round(result.seconds, 3) if result else 0}
+        for unit, result in zip(units, results)
+    ]
+    index.write(output, document)

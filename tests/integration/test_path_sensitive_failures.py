@@ -1,0 +1,113 @@
+"""A configure script that fails, files over their timeout or budget, an analyzer over its time limit.
+
+Each is recorded where a person looks (status, coverage, `kiskadee show`)
+and the other files and analyzers still run.
+"""
+
+import os
+import shutil
+import sqlite3
+import tarfile
+import time
+
+from kiskadee.analysis import analyze_tree
+from kiskadee.analyzers import make_analyzers
+from kiskadee.config import from_mapping
+from kiskadee.sandbox import Limits
+from kiskadee.sandbox.local import LocalSandbox
+
+from conftest import FIXTURES, HELLO_TARBALL, run_kiskadee
+
+GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
+FAILING_CONFIGURE = """#!/bin/sh
+echo "checking for a network... no"
+echo "configure: error: cannot download the dependencies" >&2
+exit 1
+"""
+
+
+def analyzers(names, **sections):
+    """Real analyzers configured as a person would in kiskadee.toml."""
+    return make_analyzers(names, from_mapping({"analyzers": sections}).analyzers)
+
+
+def outcomes(runs):
+    return {run.analyzer: run for run in runs}
+
+
+def planted_copy(tmp_path):
+    tree = tmp_path / "planted-1.0"
+    shutil.copytree(FIXTURES / "planted", tree)
+    return tree
+
+
+def test_failing_configure_falls_back_to_per_file_and_says_so(tmp_path):
+    tree = planted_copy(tmp_path)
+    (tree / "configure").write_text(FAILING_CONFIGURE)
+    (tree / "configure").chmod(0o755)
+    db = tmp_path / "k.db"
+    result = run_kiskadee("analyze", tree, "--analyzers", "gcc", "--db", db)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(db) as connection:
+        mode, analyzed, failed, fallback = connection.execute(
+            "SELECT mode, files_analyzed, files_failed, fallback FROM analysis").fetchone()
+        checks = {row[0] for row in connection.execute("SELECT check_id FROM finding")}
+    assert (mode, analyzed, failed) == ("per-file", 6, 1)
+    assert fallback == ("autotools: configure exited with status 1: "
+                        "configure: error: cannot download the dependencies")
+    assert {"analyzer-null-dereference", "analyzer-double-free", "analyzer-malloc-leak"} <= checks
+    assert "build mode not used: autotools: configure exited with status 1" in result.stdout
+
+
+def test_file_over_its_timeout_is_recorded_and_the_run_goes_on():
+    # Frama-C needs well over 0.1 s to start, so every file exceeds that timeout.
+    (run,) = analyze_tree(FIXTURES / "planted", analyzers(["framac"], framac={"unit_timeout": 0.1}),
+                          LocalSandbox(), GENEROUS)
+    assert run.status == "ok" and run.findings == []
+    assert (run.files_analyzed, run.files_failed) == (0, 7)
+    assert run.failed_files.count("exceeded the per-file timeout of 0.1 s") == 7
+
+
+def test_time_budget_stops_starting_files_and_keeps_what_was_done():
+    (run,) = analyze_tree(FIXTURES / "planted", analyzers(["framac"], framac={"time_budget": 0.5}),
+                          LocalSandbox(), GENEROUS)
+    assert run.status == "ok"
+    assert run.files_analyzed + run.files_failed == 7
+    assert run.failed_files.count("the time budget of 0.5 s was spent") >= 5
+
+
+def leftovers(marker):
+    """Processes still running whose command line or working directory mentions ``marker``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                command = stream.read().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if marker in command + cwd and int(pid) != os.getpid():
+            found.append(f"{pid} in {cwd}: {command}")
+    return found
+
+
+def test_analyzer_over_its_time_limit_is_killed_with_its_build_and_the_others_run(tmp_path):
+    with tarfile.open(HELLO_TARBALL) as archive:
+        archive.extractall(tmp_path)
+    started = time.monotonic()
+    limits = Limits(timeout=3, memory_mb=4096, max_output_bytes=64 * 1024**2)
+    runs = outcomes(analyze_tree(tmp_path / "hello-2.10", analyzers(["gcc", "flawfinder"]),
+                                 LocalSandbox(), limits))
+    assert runs["gcc"].status == "timeout"                 # configuring hello alone takes longer
+    assert "exceeded its timeout of 3 s" in runs["gcc"].error
+    assert runs["flawfinder"].status == "ok" and runs["flawfinder"].findings
+    assert time.monotonic() - started < 60
+    time.sleep(0.5)
+    assert leftovers("/kk-gcc-") == []                     # configure and its children died too
+
+
+def test_missing_compiler_fails_that_analyzer_only():
+    runs = outcomes(analyze_tree(FIXTURES / "planted", analyzers(["clang", "gcc"], clang={"program": "clang-99"}),
+                                 LocalSandbox(), GENEROUS))
+    assert runs["clang"].status == "failed" and "'clang-99' is not installed" in runs["clang"].error
+    assert runs["gcc"].status == "ok" and runs["gcc"].files_analyzed == 6

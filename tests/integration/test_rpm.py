@@ -1,0 +1,349 @@
+"""The RPM, built and linted here, installed into a real systemd machine and run as an operator would.
+
+The machine is this host's OS booted with systemd-nspawn (systemd as PID 1,
+journald, sysusers, tmpfiles) on a tmpfs root with an overlay over /usr, so
+``rpm -i`` inside changes nothing on the host. The RPM is installed with
+``--nodeps`` because Debian's rpm database knows none of the system's
+packages; its Python dependencies (Debian lacks some, e.g. firehose) come
+from the test's virtual environment through a drop-in setting PYTHONPATH
+for the kiskadee units. Everything else is what the package ships.
+
+The tests share one machine and run in file order, like an operator's
+session: install, socket activation, a runner's analysis, a stalled
+monitor restarted by the watchdog, a restart under load, the journal, stop.
+"""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pytest
+
+from conftest import HELLO_TARBALL
+
+REPO = Path(__file__).resolve().parents[2]
+SITE = sysconfig.get_path("purelib")           # the virtual environment's packages
+BOOT_SECONDS = 120
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+UNITS = ["kiskadee.target", "kiskadee-monitor.socket", "kiskadee-monitor-work.socket",
+         "kiskadee-monitor.service", "kiskadee-runner@1.service", "kiskadee-fetch@debian.service",
+         "kiskadee-fetch@debian.timer", "kiskadee-fedmsg-hub.service"]
+SHELL_ENV = f"PYTHONPATH={SITE} RUNTIME_DIRECTORY=/run/kiskadee"
+
+
+# the machine -------------------------------------------------------------------
+def children(pid: int) -> list:
+    """The process ids whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class Machine:
+    """A booted container; ``run`` executes a shell command inside as root."""
+
+    def __init__(self, binds_ro: Iterable[str] = (), shared: Optional[Path] = None):
+        self.dir = Path(tempfile.mkdtemp(prefix="kkm"))
+        self.shared = shared or self.dir / "srv"
+        self.shared.mkdir(exist_ok=True)
+        self.shared.chmod(0o755)
+        (self.dir / "usr").mkdir()
+        self.name = f"kk{os.getpid()}"
+        command = ["systemd-nspawn", "-q", "-D", "/", "--volatile=yes", f"--overlay=/usr:{self.dir / 'usr'}:/usr",
+                   f"--bind={self.shared}:/srv/kk", "--register=no", "--keep-unit", "-M", self.name]
+        command += [f"--bind-ro={path}:{path}" for path in binds_ro]
+        self.log = open(self.dir / "console.log", "wb")
+        self.process = subprocess.Popen(command + ["-b", "--", "systemd.firstboot=off"], stdin=subprocess.DEVNULL,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self.pid1 = self._find_init()
+            self.wait_for(lambda: self.run("systemctl is-system-running", check=False).strip() in ("running", "degraded"),
+                          BOOT_SECONDS, "the container's boot")
+        except BaseException:
+            self.close()
+            raise
+
+    def _find_init(self) -> int:
+        deadline = time.monotonic() + BOOT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"systemd-nspawn exited: {(self.dir / 'console.log').read_text(errors='replace')}")
+            for child in children(self.process.pid):
+                for init in [child] + children(child):      # nspawn may fork once more before systemd
+                    if Path(f"/proc/{init}/comm").read_text().strip() == "systemd":
+                        return init
+            time.sleep(0.2)
+        raise RuntimeError("the container's systemd did not start")
+
+    def run(self, command: str, check: bool = True, timeout: float = 120, env: str = "") -> str:
+        """Run ``command`` with /bin/sh inside the container; its stdout (stderr joined)."""
+        argv = ["nsenter", "-t", str(self.pid1), "-a", "--", "/usr/bin/env", "-i", f"PATH={PATH}",
+                "LANG=C.UTF-8", *shlex.split(env), "/bin/sh", "-c", command]
+        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+        output = result.stdout.decode(errors="replace")
+        if check and result.returncode != 0:
+            raise AssertionError(f"{command!r} exited with {result.returncode}:\n{output}")
+        return output
+
+    def show(self, unit: str, prop: str) -> str:
+        """One property of a unit, as 'systemctl show' gives it."""
+        return self.run(f"systemctl show -P {prop} {shlex.quote(unit)}").strip()
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)       # nspawn powers the container off
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# building ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rpms():
+    """kiskadee's RPMs built by 'packaging/rpm/build' (as 'make rpm' does) into a temp top dir."""
+    top = Path(tempfile.mkdtemp(prefix="kkrpm"))
+    env = dict(os.environ, RPM_TOPDIR=str(top), KISKADEE_TEST_DEPS=SITE)
+    try:
+        result = subprocess.run([str(REPO / "packaging" / "rpm" / "build")], cwd=REPO, env=env, timeout=600,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert result.returncode == 0, result.stdout.decode(errors="replace")[-6000:]
+        built = sorted((top / "RPMS" / "noarch").glob("*.rpm")) + sorted((top / "SRPMS").glob("*.rpm"))
+        yield {path.name.rsplit("-", 2)[0] + (".src" if path.name.endswith(".src.rpm") else ""): path
+               for path in built}
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def rpm_query(path: Path, *options: str) -> str:
+    return subprocess.run(["rpm", "-qp", *options, str(path)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
+def test_rpmlint_finds_nothing_but_the_missing_signature(rpms):
+    result = subprocess.run(["rpmlint", "-c", str(REPO / "packaging" / "rpm" / "rpmlint.toml"),
+                             *map(str, rpms.values()), str(REPO / "kiskadee.spec")],
+                            capture_output=True, text=True, timeout=300)
+    errors = [line for line in result.stdout.splitlines() if ": E: " in line]
+    assert errors and all(line.endswith("E: no-signature") for line in errors), result.stdout
+
+
+def test_core_package_ships_units_config_and_state_but_not_the_bridge(rpms):
+    files = rpm_query(rpms["kiskadee"], "-l").split()
+    for unit in UNITS[:4] + ["kiskadee-runner@.service", "kiskadee-fetch@.service", "kiskadee-fetch@.timer"]:
+        assert f"/usr/lib/systemd/system/{unit}" in files
+    assert "/usr/lib/systemd/system/kiskadee-fedmsg-hub.service" not in files
+    assert {"/usr/lib/sysusers.d/kiskadee.conf", "/usr/lib/tmpfiles.d/kiskadee.conf", "/usr/bin/kiskadee"} <= set(files)
+    assert rpm_query(rpms["kiskadee"], "-c").split() == ["/etc/kiskadee/kiskadee.toml"]
+    owners = rpm_query(rpms["kiskadee"], "--qf", "[%{FILENAMES} %{FILEUSERNAME} %{FILEMODES:perms}\n]")
+    assert "/var/lib/kiskadee kiskadee drwxr-xr-x" in owners.splitlines()
+    bridge = rpm_query(rpms["kiskadee-fedmsg"], "-l").split()
+    assert bridge == ["/etc/fedmsg.d/kiskadee.py", "/usr/lib/systemd/system/kiskadee-fedmsg-hub.service"]
+    assert rpm_query(rpms["kiskadee-fedmsg"], "-c").split() == ["/etc/fedmsg.d/kiskadee.py"]
+
+
+def test_scriptlets_create_the_user_and_handle_every_unit(rpms):
+    scripts = rpm_query(rpms["kiskadee"], "--scripts")
+    assert "systemd-sysusers" in scripts or "useradd" in scripts
+    for unit in ("kiskadee.target", "kiskadee-monitor.socket", "kiskadee-monitor-work.socket",
+                 "kiskadee-monitor.service", "kiskadee-runner@.service", "kiskadee-fetch@.timer"):
+        assert scripts.count(unit) >= 2, unit          # post (preset) and preun (disable --now)
+    postun = scripts.split("postuninstall scriptlet")[1]
+    assert "kiskadee-monitor.service" in postun         # restarted after an upgrade
+    assert "kiskadee-fedmsg-hub.service" in rpm_query(rpms["kiskadee-fedmsg"], "--scripts")
+
+
+# the installed package on a real systemd -----------------------------------------
+
+FEDMSG_HUB_STANDIN = """#!/bin/sh
+# Stands in for Fedora's python3-fedmsg, which provides /usr/bin/fedmsg-hub.
+exec /usr/bin/python3 -c 'import sys; from fedmsg.commands.hub import hub; sys.exit(hub())' "$@"
+"""
+
+
+def install(machine: Machine) -> None:
+    """What 'dnf install kiskadee kiskadee-fedmsg' does here, plus the test's Python dependencies."""
+    machine.run("rpm -i --nodeps /srv/kk/kiskadee-0*.noarch.rpm /srv/kk/kiskadee-fedmsg-0*.noarch.rpm")
+    machine.run(f"printf %s {shlex.quote(FEDMSG_HUB_STANDIN)} > /usr/bin/fedmsg-hub && chmod 755 /usr/bin/fedmsg-hub")
+    machine.run("mkdir -p /etc/systemd/system/kiskadee-.service.d && printf '[Service]\\nEnvironment=PYTHONPATH=%s\\n'"
+                f" {SITE} > /etc/systemd/system/kiskadee-.service.d/python-dependencies.conf")
+    # The operator's choice for this machine: cppcheck only (flawfinder is not installed system-wide here).
+    machine.run("sed -i 's/^# analyzers = .*/analyzers = [\"cppcheck\"]/' /etc/kiskadee/kiskadee.toml")
+    machine.run("systemctl daemon-reload")       # Fedora's systemd rpm file triggers do this
+    # Debian's presets enable every unit, Fedora's leave the bridge off until the operator configures the bus.
+    machine.run("systemctl disable kiskadee-fedmsg-hub.service")
+
+
+@pytest.fixture(scope="module")
+def machine(rpms):
+    shared = Path(tempfile.mkdtemp(prefix="kksrv"))
+    shared.chmod(0o755)
+    for name in ("kiskadee", "kiskadee-fedmsg"):
+        shutil.copy(rpms[name], shared)
+    shutil.copy(HELLO_TARBALL, shared / "hello-2.10.tar.gz")
+    try:
+        booted = Machine(binds_ro=[SITE], shared=shared)
+    except BaseException:
+        shutil.rmtree(shared, ignore_errors=True)
+        raise
+    try:
+        install(booted)
+        yield booted
+    finally:
+        print(booted.run("journalctl -q --no-pager -n 300 -u 'kiskadee*'", check=False))     # shown on failure
+        booted.close()
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def sql(machine: Machine, query: str) -> str:
+    return machine.run(f"sqlite3 /var/lib/kiskadee/kiskadee.db {shlex.quote(query)}", check=False).strip()
+
+
+def journal(machine: Machine, unit: str) -> list:
+    lines = machine.run(f"journalctl -q --no-pager -o json -u {unit}").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_every_unit_verifies(machine):
+    output = machine.run(f"systemd-analyze verify {' '.join(UNITS)}")
+    assert "kiskadee" not in output, output
+
+
+def test_monitor_and_runner_are_hardened(machine):
+    output = machine.run("systemd-analyze security --no-pager kiskadee-monitor.service kiskadee-runner@1.service "
+                         "kiskadee-fetch@debian.service kiskadee-fedmsg-hub.service")
+    exposure = {unit: float(level) for unit, level in re.findall(r"exposure level for (\S+): ([0-9.]+)", output)}
+    print("systemd-analyze security:", exposure)
+    assert exposure["kiskadee-monitor.service"] <= 3.0
+    assert exposure["kiskadee-runner@1.service"] <= 3.0
+    assert max(exposure.values()) <= 3.0
+
+
+def test_first_event_socket_activates_the_monitor(machine):
+    machine.run("systemctl start kiskadee-monitor.socket kiskadee-monitor-work.socket")
+    assert machine.show("kiskadee-monitor.service", "ActiveState") == "inactive"
+    submitted = machine.run("kiskadee submit hello 2.10 /srv/kk/hello-2.10.tar.gz", env=SHELL_ENV)
+    assert "submitted hello 2.10" in submitted                      # returns once the monitor committed it
+    assert machine.show("kiskadee-monitor.service", "ActiveState") == "active"   # READY=1 was received
+    assert sql(machine, "SELECT state FROM version") == "queued"
+    machine.wait_for(lambda: machine.show("kiskadee-monitor.service", "StatusText").startswith("1 queued, 0 running"),
+                     20, "the monitor's STATUS line")
+    messages = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
+    assert any("(sockets from systemd)" in message for message in messages), messages
+
+
+def test_a_runner_analyzes_the_job(machine):
+    machine.run("systemctl start kiskadee.target")
+    machine.wait_for(lambda: machine.show("kiskadee-runner@1.service", "StatusText").startswith(
+        "analyzing hello 2.10 with cppcheck"), 60, "the runner's STATUS while analyzing")
+    machine.wait_for(lambda: sql(machine, "SELECT state FROM version") == "done", 180, "hello 2.10 analyzed")
+    assert sql(machine, "SELECT analyzer, status FROM analysis_detail") == "cppcheck|ok"
+    assert int(sql(machine, "SELECT COUNT(*) FROM finding")) > 0
+    machine.wait_for(lambda: "1 runners idle" in machine.show("kiskadee-monitor.service", "StatusText"), 20,
+                     "the runner idle again")
+
+
+def test_a_stalled_monitor_misses_its_watchdog_and_is_restarted(machine):
+    restarts = int(machine.show("kiskadee-monitor.service", "NRestarts"))
+    machine.run("mkdir -p /run/systemd/system/kiskadee-monitor.service.d && printf '[Service]\\nWatchdogSec=3s\\n"
+                "Environment=KISKADEE_TEST_STALL_AFTER=2\\n' > /run/systemd/system/kiskadee-monitor.service.d/stall.conf"
+                " && systemctl daemon-reload && systemctl restart kiskadee-monitor.service")
+    machine.wait_for(lambda: int(machine.show("kiskadee-monitor.service", "NRestarts")) > restarts, 60,
+                     "a restart after the watchdog fired")
+    machine.run("rm -r /run/systemd/system/kiskadee-monitor.service.d && systemctl daemon-reload"
+                " && systemctl restart kiskadee-monitor.service")
+    messages = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
+    assert any("Watchdog timeout" in message for message in messages), messages
+    assert machine.show("kiskadee-monitor.service", "ActiveState") == "active"
+
+
+PRODUCER = """
+import sys
+from kiskadee.fetchers import SourceEvent
+from kiskadee.intake import IntakeSender
+import time
+with IntakeSender("ipc:///run/kiskadee/intake.sock") as intake:
+    for i in range(10000):
+        intake.send(SourceEvent("local", "load%05d" % i, "1.0"))
+        if i % 200 == 199:
+            intake.pump()
+            time.sleep(0.1)
+    delivered = intake.flush(120)
+print("sent", intake.sent, "resent", intake.resent, "pending", intake.pending, "delivered", delivered)
+"""
+
+
+def test_monitor_killed_twice_under_a_steady_stream_loses_no_event(machine):
+    machine.run("systemctl stop kiskadee-runner@1.service")     # the 10,000 events are not meant to be analyzed
+    restarts = int(machine.show("kiskadee-monitor.service", "NRestarts"))
+    argv = ["nsenter", "-t", str(machine.pid1), "-a", "--", "/usr/bin/env", "-i", f"PATH={PATH}", f"PYTHONPATH={SITE}",
+            "/usr/bin/python3", "-c", PRODUCER]
+    producer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(2):
+            time.sleep(1.5)
+            machine.run("systemctl kill -s KILL kiskadee-monitor.service")
+            machine.wait_for(lambda: machine.show("kiskadee-monitor.service", "SubState") == "running", 30,
+                             "the monitor restarted")
+        output = producer.communicate(timeout=180)[0].decode(errors="replace")
+    finally:
+        producer.kill()
+    print(output)
+    assert producer.returncode == 0, output
+    assert int(machine.show("kiskadee-monitor.service", "NRestarts")) == restarts + 2
+    assert "delivered True" in output
+    assert sql(machine, "SELECT COUNT(*) FROM package WHERE name LIKE 'load%'") == "10000"
+
+
+def test_the_journal_holds_the_services_logs_with_their_priorities(machine):
+    monitor = {entry["MESSAGE"]: entry["PRIORITY"] for entry in journal(machine, "kiskadee-monitor.service")}
+    runner = {entry["MESSAGE"]: entry["PRIORITY"] for entry in journal(machine, "kiskadee-runner@1.service")}
+    assert monitor.get("kiskadee.service: monitor ready") == "6"
+    assert [p for m, p in monitor.items() if "KISKADEE_TEST_STALL_AFTER is set" in m] == ["4"]
+    assert any(m.startswith("kiskadee.runner: job ") and p == "6" for m, p in runner.items()), runner
+    both = machine.run("journalctl -q --no-pager -u 'kiskadee*' -o cat")
+    assert "kiskadee.monitor: job " in both and "kiskadee.runner: runner " in both
+
+
+def test_stopping_the_target_ends_every_service_cleanly(machine):
+    units = ("kiskadee-monitor.service", "kiskadee-runner@1.service", "kiskadee-monitor.socket",
+             "kiskadee-monitor-work.socket")
+    machine.run("systemctl stop kiskadee.target", timeout=120)
+    machine.wait_for(lambda: all(machine.show(unit, "ActiveState") == "inactive" for unit in units), 30,
+                     "every kiskadee unit stopped")
+    for unit in units:
+        assert machine.show(unit, "Result") == "success", unit
+    assert machine.run("test -e /run/kiskadee/intake.sock || echo gone").strip() == "gone"
+    messages = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
+    assert "kiskadee.service: monitor stopping" in messages[-6:], messages[-6:]
+    assert "kiskadee.service: runner stopping" in [entry["MESSAGE"] for entry in
+                                                   journal(machine, "kiskadee-runner@1.service")]

@@ -1,0 +1,45 @@
+"""The unit files as shipped, read by systemd's own tools (test_rpm.py runs them on a real systemd)."""
+
+import configparser
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+SERVICES = ["kiskadee-monitor.service", "kiskadee-runner@.service", "kiskadee-fetch@.service",
+            "kiskadee-fedmsg-hub.service"]
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(UNITS / name)
+    return parser
+
+
+def test_each_socket_passes_the_name_the_monitor_adopts():
+    names = {name: unit(name)["Socket"]["FileDescriptorName"]
+             for name in ("kiskadee-monitor.socket", "kiskadee-monitor-work.socket")}
+    assert names == {"kiskadee-monitor.socket": "intake", "kiskadee-monitor-work.socket": "work"}
+    monitor = unit("kiskadee-monitor.service")
+    assert monitor["Service"]["Sockets"].split() == list(names)
+    assert monitor["Service"]["Type"] == "notify" and monitor["Service"]["WatchdogSec"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_offline_security_exposure_is_at_most_3(service):
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNITS / service)],
+                            capture_output=True, text=True, timeout=60)
+    level = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert level, result.stdout + result.stderr
+    assert float(level.group(1)) <= 3.0, result.stdout
+
+
+def test_every_unit_parses_without_complaint_but_the_missing_programs():
+    result = subprocess.run(["systemd-analyze", "verify", *map(str, sorted(UNITS.iterdir()))],
+                            capture_output=True, text=True, timeout=120)
+    complaints = [line for line in result.stderr.splitlines()
+                  if "is not executable" not in line and "kiskadee" in line]
+    assert complaints == [], result.stderr
