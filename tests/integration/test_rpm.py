@@ -32,12 +32,14 @@ from conftest import HELLO_TARBALL
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = sysconfig.get_path("purelib")           # the virtual environment's packages
+# ...bound at a fixed path in the machine: a checkout under /tmp would be hidden by the units' PrivateTmp
+SITE_IN_MACHINE = "/opt/kiskadee-test-deps"
 BOOT_SECONDS = 120
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNITS = ["kiskadee.target", "kiskadee-monitor.socket", "kiskadee-monitor-work.socket",
          "kiskadee-monitor.service", "kiskadee-runner@1.service", "kiskadee-fetch@debian.service",
          "kiskadee-fetch@debian.timer", "kiskadee-fedmsg-hub.service"]
-SHELL_ENV = f"PYTHONPATH={SITE} RUNTIME_DIRECTORY=/run/kiskadee"
+SHELL_ENV = f"PYTHONPATH={SITE_IN_MACHINE} RUNTIME_DIRECTORY=/run/kiskadee"
 
 
 # the machine -------------------------------------------------------------------
@@ -67,7 +69,7 @@ class Machine:
         self.name = f"kk{os.getpid()}"
         command = ["systemd-nspawn", "-q", "-D", "/", "--volatile=yes", f"--overlay=/usr:{self.dir / 'usr'}:/usr",
                    f"--bind={self.shared}:/srv/kk", "--register=no", "--keep-unit", "-M", self.name]
-        command += [f"--bind-ro={path}:{path}" for path in binds_ro]
+        command += [f"--bind-ro={spec}" for spec in binds_ro]       # "HOST-PATH:MACHINE-PATH"
         self.log = open(self.dir / "console.log", "wb")
         self.process = subprocess.Popen(command + ["-b", "--", "systemd.firstboot=off"], stdin=subprocess.DEVNULL,
                                         stdout=self.log, stderr=subprocess.STDOUT)
@@ -195,7 +197,7 @@ def install(machine: Machine) -> None:
     machine.run("rpm -i --nodeps /srv/kk/kiskadee-0*.noarch.rpm /srv/kk/kiskadee-fedmsg-0*.noarch.rpm")
     machine.run(f"printf %s {shlex.quote(FEDMSG_HUB_STANDIN)} > /usr/bin/fedmsg-hub && chmod 755 /usr/bin/fedmsg-hub")
     machine.run("mkdir -p /etc/systemd/system/kiskadee-.service.d && printf '[Service]\\nEnvironment=PYTHONPATH=%s\\n'"
-                f" {SITE} > /etc/systemd/system/kiskadee-.service.d/python-dependencies.conf")
+                f" {SITE_IN_MACHINE} > /etc/systemd/system/kiskadee-.service.d/python-dependencies.conf")
     # The operator's choice for this machine: cppcheck only (flawfinder is not installed system-wide here).
     machine.run("sed -i 's/^# analyzers = .*/analyzers = [\"cppcheck\"]/' /etc/kiskadee/kiskadee.toml")
     machine.run("systemctl daemon-reload")       # Fedora's systemd rpm file triggers do this
@@ -211,7 +213,7 @@ def machine(rpms):
         shutil.copy(rpms[name], shared)
     shutil.copy(HELLO_TARBALL, shared / "hello-2.10.tar.gz")
     try:
-        booted = Machine(binds_ro=[SITE], shared=shared)
+        booted = Machine(binds_ro=[f"{SITE}:{SITE_IN_MACHINE}"], shared=shared)
     except BaseException:
         shutil.rmtree(shared, ignore_errors=True)
         raise
@@ -305,7 +307,7 @@ print("sent", intake.sent, "resent", intake.resent, "pending", intake.pending, "
 def test_monitor_killed_twice_under_a_steady_stream_loses_no_event(machine):
     machine.run("systemctl stop kiskadee-runner@1.service")     # the 10,000 events are not meant to be analyzed
     restarts = int(machine.show("kiskadee-monitor.service", "NRestarts"))
-    argv = ["nsenter", "-t", str(machine.pid1), "-a", "--", "/usr/bin/env", "-i", f"PATH={PATH}", f"PYTHONPATH={SITE}",
+    argv = ["nsenter", "-t", str(machine.pid1), "-a", "--", "/usr/bin/env", "-i", f"PATH={PATH}", f"PYTHONPATH={SITE_IN_MACHINE}",
             "/usr/bin/python3", "-c", PRODUCER]
     producer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
