@@ -5,7 +5,8 @@ What it measures, side by side in one run:
   diff  ``diff.compare`` of two versions of --findings findings each (two
         analyzers, 5% of the fingerprints changed between the versions), then
         ``diff.as_data`` (the details of the new, fixed and not-analyzed
-        findings, as ``kiskadee diff`` prints them); beside it, plain sqlite3
+        findings, as ``kiskadee diff`` prints them), and a sqlite3 user's
+        count of the ``new_finding`` view for NEW; beside them, plain sqlite3
         running the two EXCEPT queries that give the new and fixed fingerprints.
   top   the 20 best-ranked findings of the latest version in a database of
         --versions x --findings findings, as ``kiskadee show --top 20`` reads
@@ -111,6 +112,13 @@ def bench_diff(path: Path, versions: int, repeat: int) -> None:
     show("kiskadee diff.compare", timed(lambda: diff.compare(old, new), repeat), "", plain)
     show("kiskadee compare + details (as_data)", timed(lambda: diff.as_data(diff.compare(old, new)), repeat),
          "   target < 500 ms", plain)
+    show("sqlite3: the new_finding view of NEW", timed(lambda: view_count(path, new.number), repeat), "", plain)
+
+
+def view_count(path: Path, number: str) -> int:
+    with sqlite3.connect(path) as connection:
+        return connection.execute("SELECT COUNT(*) FROM new_finding WHERE package = 'big' AND version = ?",
+                                  (number,)).fetchone()[0]
 
 
 def naive_top(version: Version) -> list:

@@ -13,8 +13,9 @@ writes a version's findings and ``link`` after, in the same transaction, so
 results, so they use plain SQL.
 """
 
+import functools
 import logging
-from typing import Collection, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Collection, Dict, Iterator, List, Optional, Tuple
 
 from kiskadee import versions
 from kiskadee.models import Fetcher, Package, Version
@@ -38,22 +39,35 @@ def _sql(statement: str, *params) -> Iterator[tuple]:
     return db.execute_sql(statement.replace("?", db.param), params)
 
 
+def _comparator(scheme: str) -> Callable[[str, str], int]:
+    """Compare under ``scheme``; a version its rules reject (a Debian version with a space)
+    is compared with rpm's rules, which order any string, rather than failing the store."""
+    def compare(a: str, b: str) -> int:
+        try:
+            return versions.compare(scheme, a, b)
+        except ValueError:
+            log.warning("%r or %r is not a %s version; comparing them with rpm's rules", a, b, scheme)
+            return versions.compare("rpm", a, b)
+
+    return compare
+
+
 def analyzed_versions(package: Package) -> List[Tuple[int, str]]:
     """(id, number) of the package's analyzed versions, oldest first by its version rules."""
     rows = _sql("SELECT DISTINCT v.id, v.number FROM version v JOIN analysis a ON a.version_id = v.id"
                 " WHERE v.package_id = ? AND a.status = 'ok'", package.id).fetchall()
-    key = versions.sort_key(scheme_of(package))
+    key = functools.cmp_to_key(_comparator(scheme_of(package)))
     return sorted(rows, key=lambda row: key(row[1]))
 
 
 def _split(version: Version) -> Tuple[List[Tuple[int, str]], List[Tuple[int, str]]]:
     """The package's other analyzed versions: those before ``version`` and those after."""
-    scheme = scheme_of(version.package)
+    compare = _comparator(scheme_of(version.package))
     before, after = [], []
     for row in analyzed_versions(version.package):
         if row[0] == version.id:
             continue
-        (before if versions.compare(scheme, row[1], version.number) < 0 else after).append(row)
+        (before if compare(row[1], version.number) < 0 else after).append(row)
     return before, after
 
 

@@ -105,6 +105,13 @@ def test_old_defaults_to_the_previous_analyzed_version_by_the_fetchers_rules(db)
     assert (old.number, new.number) == ("1.9-2", "1.10-1")
 
 
+def test_a_version_its_fetchers_rules_reject_is_still_stored(db):
+    store(db, "1.0-1", run("cppcheck", finding("aa")), fetcher="debian")
+    odd = store(db, "2.0 beta", run("cppcheck", finding("aa")), fetcher="debian")   # no spaces in Debian versions
+    assert odd.previous.number == "1.0-1"
+    assert queries.version_report(odd)["findings"][0]["survived"] == 1
+
+
 def test_upstream_versions_follow_pep440(db):
     for number in ("2.0", "2.0rc1", "1.10"):
         store(db, number, run("cppcheck", finding("aa")))
