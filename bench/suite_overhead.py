@@ -16,6 +16,9 @@ Measures, side by side in one run on the same tarballs:
      runner starts them; the time is that of the whole pool.
 Target: median A / median B <= 1.05. A and B alternate (A B, then B A, ...);
 medians over --repeat runs. Both variants must agree on the finding counts.
+Since one cppcheck run alone varies by up to 20 % here, it also prints A over
+the time a pool would take for A's own analyzer durations (from the
+database), in submission order: the suite's own cost without that spread.
 Each run also says how much of the cores other processes used meanwhile
 (machine-wide busy time from /proc/stat minus the run's own CPU time): on a
 shared machine that, not kiskadee, decides most of the spread.
@@ -32,6 +35,7 @@ Run: .venv/bin/python bench/suite_overhead.py [--repeat N] [--packages a,b,c] [-
 import argparse
 import csv
 import datetime
+import heapq
 import multiprocessing
 import os
 import resource
@@ -54,7 +58,7 @@ from intake import CACHE, bookworm_index  # noqa: E402  (the cached, parsed book
 from kiskadee.config import AnalysisConfig  # noqa: E402
 from kiskadee.download import download  # noqa: E402
 from kiskadee.fetchers import sha256_file  # noqa: E402
-from kiskadee.fetchers.debian import apt_mirror  # noqa: E402
+from kiskadee.fetchers.debian import SourceFile, SourcePackage, apt_mirror  # noqa: E402
 from kiskadee.sandbox.local import resolve_program  # noqa: E402
 from kiskadee.source import unpack_source  # noqa: E402
 
@@ -81,7 +85,7 @@ class Tarball:
         self.name, self.version, self.path = name, version, path
 
 
-def main_tarball(package) -> "object":
+def main_tarball(package: SourcePackage) -> SourceFile:
     """The orig tarball of a package, or its only tarball for a native one (a SourceFile)."""
     files = [f for f in package.files if ".tar." in f.name and not f.name.endswith(".asc")]
     orig = [f for f in files if ".orig.tar." in f.name and ".orig-" not in f.name]
@@ -133,6 +137,7 @@ class Suite:
             f'[analysis]\nanalyzers = [{analyzer_list}]\nwork_dir = "{root / "work"}"\n')
         self.processes: Dict[str, subprocess.Popen] = {}
         self.cpu_used: Dict[str, float] = {}
+        self.other = 0.0
 
     def _start(self, name: str, *args: str) -> None:
         with open(self.root / f"{name}.log", "ab") as log:
@@ -308,8 +313,8 @@ def _direct_job(task: tuple) -> "tuple[str, float, float]":
     Each analyzer gets its own session, as kiskadee's local sandbox gives it
     (start_new_session): with the kernel's autogroup scheduling a session is
     also a scheduling group, so on a shared machine this decides the share of
-    CPU the analyzer gets. Without it the analyzers run here took 1.6x longer
-    than the suite's while other work ran on the cores.
+    CPU the analyzer gets. Without it, with other work on the cores, B took
+    1.6 times as long as A here.
     """
     name, tree, out, cppcheck, flawfinder = task
     started = time.perf_counter()
@@ -374,6 +379,21 @@ class DirectBatch:
 
 # --- reporting -------------------------------------------------------------------------------------
 
+def list_schedule(durations: Sequence[float], workers: int) -> float:
+    """Makespan when ``workers`` take the jobs in order, each the next job as soon as it is free."""
+    free = [0.0] * workers
+    for duration in durations:
+        heapq.heapreplace(free, free[0] + duration)
+    return max(free)
+
+
+def analyzers_only_makespan(batch: Sequence[Tarball], report: dict, workers: int) -> float:
+    """The time ``workers`` processes would need for this run's own analyzer durations, taken in order."""
+    seconds = report["analyzer_seconds"]
+    return list_schedule([sum(v for (package, _), v in seconds.items() if package == t.name) for t in batch],
+                         workers)
+
+
 def per_package_table(batch: Sequence[Tarball], a_reports: List[dict], b_reports: List[dict]) -> None:
     """Median per package: analyzer seconds inside the suite vs direct, and the job's wall time."""
     print("\nper package (medians): cppcheck / flawfinder seconds, suite vs direct; suite job wall time")
@@ -406,11 +426,11 @@ def package_list(text: str) -> List[str]:
     return names
 
 
-def common_arguments(parser: argparse.ArgumentParser) -> None:
+def common_arguments(parser: argparse.ArgumentParser, packages: Sequence[str] = DEFAULT_PACKAGES) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each variant (default 2)")
-    parser.add_argument("--packages", type=package_list, default=list(DEFAULT_PACKAGES), metavar="A,B,...",
+    parser.add_argument("--packages", type=package_list, default=list(packages), metavar="A,B,...",
                         help="bookworm main source packages, in submission order "
-                             f"(default {','.join(DEFAULT_PACKAGES)})")
+                             f"(default {','.join(packages)})")
 
 
 def interference(report: dict) -> str:
@@ -468,6 +488,13 @@ def main() -> None:
           + ", ".join(f"{x / y:.3f}" for x, y in zip(times["A"], times["B"])))
     print(f"A/B CPU  = {a_cpu / b_cpu:.3f} (the CPU time the suite adds; steadier than wall time but not "
           "immune to other load); per-run ratios " + ", ".join(f"{x / y:.3f}" for x, y in zip(cpus["A"], cpus["B"])))
+    own = [x / analyzers_only_makespan(batch, r, args.workers) for x, r in zip(times["A"], reports["A"])]
+    pool = [x / analyzers_only_makespan(batch, r, args.workers) for x, r in zip(times["B"], reports["B"])]
+    print(f"A / (the same analyzer runs, as a pool would schedule them) = {statistics.median(own):.3f}; "
+          "per run " + ", ".join(f"{x:.3f}" for x in own) + " (B measured the same way: "
+          + ", ".join(f"{x:.3f}" for x in pool) + ")")
+    print("  (the suite's own cost: submit, lease, unpack, --version probes, parsing, storing; free of the "
+          "analyzers' run-to-run spread: the same cppcheck run varied by 20 % here on an idle machine)")
     print(f"finding counts identical in A and B: {sum(reports['A'][0]['findings'].values()):,} findings")
 
 
