@@ -61,21 +61,27 @@ def analyze_tree(
     sandbox: Sandbox,
     limits: Limits,
     progress: Optional[Progress] = None,
+    work_dir: Optional[str] = None,
 ) -> List[AnalyzerRun]:
-    """Run each analyzer over ``tree``; rank the findings of all of them together."""
+    """Run each analyzer over ``tree``; rank the findings of all of them together.
+
+    Each analyzer's output directory is made in ``work_dir`` (the system's
+    temporary directory when None) and removed after its report is read.
+    """
     found = languages.detect(tree)
     log.info("languages in %s: %s", tree.name, found or "none recognized")
     runs = []
     for analyzer in analyzers:
         if progress:
             progress(analyzer.name)
-        runs.append(run_analyzer(analyzer, tree, sandbox, limits, found))
+        runs.append(run_analyzer(analyzer, tree, sandbox, limits, found, work_dir))
     ranking.rank({run.analyzer: run.findings for run in runs})
     return runs
 
 
 def run_analyzer(
-    analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, found: Dict[str, int]
+    analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, found: Dict[str, int],
+    work_dir: Optional[str] = None,
 ) -> AnalyzerRun:
     """Run one analyzer; every failure becomes a status, never an exception.
 
@@ -85,7 +91,7 @@ def run_analyzer(
     if not analyzer.languages & set(found):
         wanted = " or ".join(sorted(analyzer.languages))
         return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "skipped", error=f"no {wanted} files")
-    with tempfile.TemporaryDirectory(prefix=f"kk-{analyzer.name}-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"kk-{analyzer.name}-", dir=work_dir) as scratch:
         try:
             return _run(analyzer, tree, sandbox.for_analyzer(analyzer.name), limits, Path(scratch))
         except AnalyzerUnavailable as exc:
@@ -99,15 +105,17 @@ def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scrat
     output.mkdir()
     analyzer.prepare(output)
     source_in, output_in = sandbox.paths(tree, output)
-    execution = sandbox.run(analyzer.argv(source_in, output_in), tree, output, limits)
+    execution = sandbox.run(analyzer.argv(source_in, output_in, limits.timeout), tree, output, limits)
     run = AnalyzerRun(analyzer.name, version, "ok", duration=round(execution.duration, 3))
+    report = analyzer.report(execution.stdout_path, output)
     if execution.timed_out:
         run.status, run.error = "timeout", f"exceeded its timeout of {limits.timeout:g} s"
-    elif execution.returncode != 0:
+        _keep_partial(analyzer, run, report, tree)
+    elif execution.returncode not in analyzer.exit_codes:
         run.status = "failed"
         run.error = f"exited with status {execution.returncode}: {execution.tail[-1000:]}"
     else:
-        _read_report(analyzer, run, analyzer.report(execution.stdout_path, output), tree)
+        _read_report(analyzer, run, report, tree)
     coverage = analyzer.coverage(output)
     if coverage is not None:
         for field in dataclasses.fields(coverage):
@@ -119,10 +127,27 @@ def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scrat
 def _read_report(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path) -> None:
     try:
         run.findings = analyzer.parse(report)
+        unfinished, problems = analyzer.unfinished(report), analyzer.problems(report)
     except (ReportError, ValueError, KeyError, OSError) as exc:
         run.status, run.error = "failed", f"cannot parse its report: {exc}"
         return
+    if unfinished:
+        run.status = "timeout"
+    run.error = "; ".join(text for text in (unfinished, problems) if text)
     assign_fingerprints(analyzer.name, run.findings, tree)
+
+
+def _keep_partial(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path) -> None:
+    """The findings a run stopped at its timeout had reported so far, for tools that report as they go."""
+    try:
+        findings = analyzer.parse_partial(report)
+    except (ReportError, ValueError, KeyError, OSError) as exc:
+        log.warning("%s: nothing kept of the stopped run: %s", analyzer.name, exc)
+        return
+    if findings:
+        run.findings = findings
+        run.error += f"; kept the {len(findings)} findings reported before it was stopped"
+        assign_fingerprints(analyzer.name, run.findings, tree)
 
 
 def tool_version(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scratch: Path) -> str:

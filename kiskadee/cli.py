@@ -177,7 +177,7 @@ def cmd_analyze(args, settings: config.Config) -> int:
     with prepared(args.source, analysis) as source:
         progress = None if args.quiet else _progress(key)
         sandbox = make_sandbox(settings.sandbox.backend, settings.sandbox)
-        runs = analyze_tree(source.root, analyzers, sandbox, limits, progress)
+        runs = analyze_tree(source.root, analyzers, sandbox, limits, progress, analysis.work_dir or None)
     version = record_analysis(key, runs, source_url=source.url, sha256=source.sha256, db=db)
     if not args.quiet:
         print(report.version_text(queries.version_report(version, top=args.top)))

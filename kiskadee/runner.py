@@ -173,7 +173,7 @@ class RunnerService(Service):
             source = make_fetcher(event.fetcher, self.settings).download(event, download_dir)
             root = source.path if source.path.is_dir() else unpack_source(source.path, Path(work), analysis)
             progress = lambda name: self._set_activity(f"analyzing {event.package} {event.version} with {name}")
-            runs = analyze_tree(root, self.analyzers, self.sandbox, self.limits, progress)
+            runs = analyze_tree(root, self.analyzers, self.sandbox, self.limits, progress, work)
         return {"runs": [run.to_wire() for run in runs], "source_url": source.url, "sha256": source.sha256}
 
     def _set_activity(self, text: str) -> None:

@@ -34,6 +34,7 @@ class Analyzer:
 
     name = ""
     languages: FrozenSet[str] = C_FAMILY
+    exit_codes: FrozenSet[int] = frozenset({0})     # the tool's exit statuses that mean its report is whole
 
     def __init__(self, settings: object):
         self.settings = settings
@@ -49,8 +50,11 @@ class Analyzer:
         """The tool's version from the output of ``version_argv``."""
         raise NotImplementedError
 
-    def argv(self, source: str, output: str) -> List[str]:
-        """The command that analyzes ``source`` (cwd) and writes its report under ``output``."""
+    def argv(self, source: str, output: str, timeout: float) -> List[str]:
+        """The command that analyzes ``source`` (cwd) and writes its report under ``output``.
+
+        ``timeout`` is the seconds the sandbox gives the command before it kills it.
+        """
         raise NotImplementedError
 
     def report(self, stdout: Path, output: Path) -> Path:
@@ -67,6 +71,19 @@ class Analyzer:
     def parse(self, report: Path) -> List[Finding]:
         """Every finding of the report, normalized; raises ReportError on a broken report."""
         raise NotImplementedError
+
+    def parse_partial(self, report: Path) -> Optional[List[Finding]]:
+        """The findings of a run killed at its timeout, for tools that report as they go; None: none kept."""
+        return None
+
+    def problems(self, report: Path) -> str:
+        """What the tool said it could not analyze although its run succeeded; '' when nothing."""
+        return ""
+
+    def unfinished(self, report: Path) -> str:
+        """Why a run that ended by itself stopped short for lack of time ('' when it did not):
+        its findings are kept and the run counts as timed out."""
+        return ""
 
 
 def registry() -> Dict[str, Type[Analyzer]]:

@@ -6,6 +6,12 @@ backend can run it with nothing but ``python3``: it picks the translation
 units (build mode or per-file mode), runs the tool on each and leaves an
 index with the raw reports. On the host, ``parse`` reads every raw report the
 index names and ``coverage`` says what was analyzed.
+
+The driver is given the sandbox's timeout less a reserve as its deadline: it
+starts no unit after it and stops the units still running, so that it ends
+with a whole index before the sandbox would kill it. If it is killed all the
+same, the index it keeps current as it goes still names the reports of the
+units it finished, and ``parse_partial`` reads them.
 """
 
 import logging
@@ -26,6 +32,15 @@ DRIVER_PACKAGE = "kiskadee_build"
 LAUNCHER = f"import sys\nfrom {DRIVER_PACKAGE}.driver import main\nsys.exit(main())\n"
 FAILED_FILES_LISTED = 20
 MODES = ("auto", "per-file")
+DEADLINE_RESERVE = 0.05     # of the sandbox's timeout, kept for the driver to finish its index ...
+DEADLINE_RESERVE_MIN = 2.0  # ... at least these seconds
+DEADLINE_RESERVE_MAX = 60.0  # ... and at most these
+
+
+def driver_deadline(timeout: float) -> float:
+    """The seconds the driver may take: the sandbox's timeout less a reserve to finish in."""
+    reserve = min(DEADLINE_RESERVE_MAX, max(DEADLINE_RESERVE_MIN, timeout * DEADLINE_RESERVE))
+    return max(timeout - reserve, timeout / 2)
 
 
 class CompiledAnalyzer(Analyzer):
@@ -46,10 +61,11 @@ class CompiledAnalyzer(Analyzer):
                         ignore=shutil.ignore_patterns("__pycache__", "__main__.py"))
         (target / "__main__.py").write_text(LAUNCHER)
 
-    def argv(self, source: str, output: str) -> List[str]:
+    def argv(self, source: str, output: str, timeout: float) -> List[str]:
         settings = self.settings
         argv = [settings.python, "-E", "-s", f"{output}/{DRIVER_DIR}", "--tool", self.tool,
                 "--program", self.program, "--output", output, "--mode", settings.mode,
+                "--deadline", f"{driver_deadline(timeout):g}",
                 "--jobs", str(settings.jobs), "--unit-timeout", f"{settings.unit_timeout:g}",
                 "--configure-timeout", f"{settings.configure_timeout:g}",
                 "--build-timeout", f"{settings.build_timeout:g}", "--time-budget", f"{settings.time_budget:g}"]
@@ -68,7 +84,22 @@ class CompiledAnalyzer(Analyzer):
         return output / index.INDEX
 
     def parse(self, report: Path) -> List[Finding]:
-        document = _read_index(report.parent)
+        return self._parse(report, partial=False)
+
+    def parse_partial(self, report: Path) -> List[Finding]:
+        return self._parse(report, partial=True)
+
+    def unfinished(self, report: Path) -> str:
+        document = _read_index(report.parent, partial=False)
+        if not document.get("stopped_at_deadline"):
+            return ""
+        analyzed = sum(1 for unit in document["units"] if unit["status"] == "ok")
+        return (f"stopped at its deadline of {document['deadline']:g} s (the analysis timeout less a "
+                f"reserve to finish in) with {analyzed} of {len(document['units'])} files analyzed; "
+                "their findings are kept")
+
+    def _parse(self, report: Path, partial: bool) -> List[Finding]:
+        document = _read_index(report.parent, partial)
         try:
             return self._parse_units(document, report.parent)
         except (TypeError, AttributeError) as exc:
@@ -118,12 +149,12 @@ def _inside(output: Path, name: str) -> Path:
     return path
 
 
-def _read_index(output: Path) -> Dict:
+def _read_index(output: Path, partial: bool) -> Dict:
     document = index.read(output)
     if document is None:
         raise ReportError(f"the compile driver left no readable {index.INDEX}")
     if not isinstance(document.get("units"), list) or not isinstance(document.get("source_root"), str):
         raise ReportError(f"malformed {index.INDEX}: no units or source root")
-    if not document.get("finished"):
+    if not document.get("finished") and not partial:
         raise ReportError(f"the compile driver did not finish ({index.INDEX} is partial)")
     return document

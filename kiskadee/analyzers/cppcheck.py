@@ -30,7 +30,7 @@ class Cppcheck(Analyzer):
             raise ReportError(f"unexpected 'cppcheck --version' output: {output[:200]!r}")
         return match.group(1)
 
-    def argv(self, source: str, output: str) -> List[str]:
+    def argv(self, source: str, output: str, timeout: float) -> List[str]:
         return [
             self.program,
             "--xml-version=2",

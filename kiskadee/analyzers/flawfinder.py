@@ -1,4 +1,10 @@
-"""flawfinder, read through its CSV report."""
+"""flawfinder, read through its CSV report.
+
+flawfinder skips a file it cannot decode as UTF-8, says so on its standard
+output between the CSV rows (a paragraph of advice), and then exits 15 with
+an otherwise whole report. Those lines are not rows and are left out; the
+skipped files are named as the run's problems.
+"""
 
 import csv
 import re
@@ -11,10 +17,14 @@ from kiskadee.findings import Finding
 # flawfinder's risk levels 0-5 on kiskadee's common scale.
 SEVERITY = {5: "high", 4: "high", 3: "medium", 2: "low", 1: "low", 0: "info"}
 COLUMNS = {"File", "Line", "Column", "Level", "Category", "Name", "Warning", "Suggestion", "CWEs"}
+EXIT_ENCODING_ERRORS = 15
+SKIPPED = re.compile(r"^Warning: encoding error in (.*) -- skipping file\.$", re.M)
+SKIPPED_LISTED = 20
 
 
 class Flawfinder(Analyzer):
     name = "flawfinder"
+    exit_codes = frozenset({0, EXIT_ENCODING_ERRORS})
 
     def parse_version(self, output: str) -> str:
         version = output.strip()
@@ -22,18 +32,31 @@ class Flawfinder(Analyzer):
             raise ReportError(f"unexpected 'flawfinder --version' output: {output[:200]!r}")
         return version
 
-    def argv(self, source: str, output: str) -> List[str]:
+    def argv(self, source: str, output: str, timeout: float) -> List[str]:
         return [self.program, "--csv", f"--minlevel={self.settings.min_level}", "."]
 
     def parse(self, report: Path) -> List[Finding]:
         with open(report, newline="", encoding="utf-8", errors="replace") as stream:
-            rows = csv.DictReader(stream)
-            if rows.fieldnames is None:
+            rows = csv.reader(stream)
+            header = next(rows, None)
+            if header is None:
                 return []
-            missing = COLUMNS - set(rows.fieldnames)
+            missing = COLUMNS - set(header)
             if missing:
                 raise ReportError(f"flawfinder CSV lacks columns {', '.join(sorted(missing))}")
-            return [_finding(row) for row in rows]
+            return [_finding(dict(zip(header, row))) for row in rows if _is_hit(row, header)]
+
+    def problems(self, report: Path) -> str:
+        skipped = [relative_path(name) for name in SKIPPED.findall(report.read_text(errors="replace"))]
+        if not skipped:
+            return ""
+        listed = ", ".join(skipped[:SKIPPED_LISTED]) + (", ..." if len(skipped) > SKIPPED_LISTED else "")
+        return f"skipped {len(skipped)} file(s) it could not decode as UTF-8: {listed}"
+
+
+def _is_hit(row: List[str], header: List[str]) -> bool:
+    """A row of the report, not a line of the advice flawfinder prints among them."""
+    return len(row) == len(header) and row[header.index("Line")].isdigit()
 
 
 def _first_cwe(text: str) -> Optional[int]:

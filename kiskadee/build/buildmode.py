@@ -28,6 +28,7 @@ class BuildSettings(NamedTuple):
     jobs: int
     configure_timeout: float
     build_timeout: float
+    deadline: process.Deadline
 
 
 class Build(NamedTuple):
@@ -57,13 +58,13 @@ def build(system: str, root: Path, work: Path, settings: BuildSettings, env: Dic
     if system == "cmake":
         _require("cmake", env)
         _step(["cmake", "-S", str(root), "-B", str(work / "cmake"), "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"],
-              root, settings.configure_timeout, work, "cmake", env)
+              root, settings.configure_timeout, work, "cmake", env, settings.deadline)
         return Build(system, _units(work / "cmake" / "compile_commands.json"), None, "")
     if system == "meson":
         _require("meson", env)
         _require("ninja", env)
         _step(["meson", "setup", str(work / "meson"), str(root)], root, settings.configure_timeout,
-              work, "meson", env)
+              work, "meson", env, settings.deadline)
         return Build(system, _units(work / "meson" / "compile_commands.json"), None, "")
     raise BuildFailed(f"unknown build system {system!r}")
 
@@ -73,13 +74,13 @@ def _autotools(root: Path, work: Path, settings: BuildSettings, env: Dict[str, s
     _require("bear", env)
     tree = work / "tree"
     writable_copy(root, tree)
-    _step(["./configure"], tree, settings.configure_timeout, work, "configure", env)
+    _step(["./configure"], tree, settings.configure_timeout, work, "configure", env, settings.deadline)
     database = work / "compile_commands.json"
     outcome = _run(["bear", "--output", str(database), "--", "make", "-k", f"-j{settings.jobs}"],
-                   tree, settings.build_timeout, work, "make", env)
+                   tree, settings.build_timeout, work, "make", env, settings.deadline)
     note = "" if outcome.returncode == 0 else f"make exited with status {outcome.returncode}"
     if outcome.timed_out:
-        note = f"make exceeded its {settings.build_timeout:g} s timeout"
+        note = f"make {_overran(settings.build_timeout, settings.deadline)}"
     return Build("autotools", _units(database), str(tree), note)
 
 
@@ -99,14 +100,20 @@ def _require(program: str, env: Dict[str, str]) -> None:
 
 
 def _run(argv: List[str], cwd: Path, timeout: float, work: Path, name: str,
-         env: Dict[str, str]) -> process.Outcome:
-    return process.run(argv, cwd, env, timeout or None, work / f"{name}.out", work / f"{name}.err")
+         env: Dict[str, str], deadline: process.Deadline) -> process.Outcome:
+    return process.run(argv, cwd, env, deadline.cap(timeout), work / f"{name}.out", work / f"{name}.err")
 
 
-def _step(argv: List[str], cwd: Path, timeout: float, work: Path, name: str, env: Dict[str, str]) -> None:
-    outcome = _run(argv, cwd, timeout, work, name, env)
+def _overran(timeout: float, deadline: process.Deadline) -> str:
+    """How a step that timed out overran: its own timeout or the analyzer's deadline."""
+    return f"was {deadline.STOPPED}" if deadline.passed() else f"exceeded its {timeout:g} s timeout"
+
+
+def _step(argv: List[str], cwd: Path, timeout: float, work: Path, name: str, env: Dict[str, str],
+          deadline: process.Deadline) -> None:
+    outcome = _run(argv, cwd, timeout, work, name, env, deadline)
     if outcome.timed_out:
-        raise BuildFailed(f"{name} exceeded its {timeout:g} s timeout")
+        raise BuildFailed(f"{name} {_overran(timeout, deadline)}")
     if outcome.returncode != 0:
         last = (outcome.stderr_tail or process.tail(work / f"{name}.out")).splitlines()[-3:]
         raise BuildFailed(f"{name} exited with status {outcome.returncode}: {' / '.join(last)}")

@@ -6,7 +6,9 @@ Run inside the sandbox with the source tree as working directory::
 
 It exits 0 when it could run the tool at all, whatever became of single
 files (they are counted in the index), 2 on bad usage and 3 when the tool's
-program is missing.
+program is missing. With ``--deadline`` every step is cut short at that many
+seconds after the start and the units not analyzed by then are counted as
+such, so the index is whole when the sandbox's own timeout would strike.
 """
 
 import argparse
@@ -35,7 +37,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--unit-timeout", type=float, default=0.0)
     parser.add_argument("--configure-timeout", type=float, default=600.0)
     parser.add_argument("--build-timeout", type=float, default=1200.0)
-    parser.add_argument("--time-budget", type=float, default=0.0)
+    parser.add_argument("--time-budget", type=float, default=0.0,
+                        help="seconds after building when no new unit is started; 0: none")
+    parser.add_argument("--deadline", type=float, default=0.0,
+                        help="seconds after the start when everything stops; 0: none")
     parser.add_argument("--max-entry-points", type=int, default=20)
     parser.add_argument("--arg", dest="extra_args", action="append", default=[],
                         help="extra argument for the tool, repeatable")
@@ -44,6 +49,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    deadline = process.Deadline(args.deadline)
     root, output = Path.cwd(), Path(args.output)
     env = process.tool_environment(output)
     if shutil.which(args.program, path=env["PATH"]) is None:
@@ -53,21 +59,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     document = {"format": index.FORMAT, "tool": args.tool, "source_root": str(root),
                 "output_root": str(output), "copy_root": None, "fallback": "", "build_note": "",
                 "finished": False, "units": []}
-    units = choose_units(args, root, output, env, document)
+    units = choose_units(args, root, output, env, document, deadline)
     run_units(args, units, Context(args.program, args.extra_args, output, env, args.unit_timeout,
-                                   args.max_entry_points), document)
-    document["finished"] = True
+                                   args.max_entry_points, deadline), document)
+    document.update(finished=True, deadline=args.deadline, stopped_at_deadline=deadline.reached)
     index.write(output, document)
     return 0
 
 
 def choose_units(args: argparse.Namespace, root: Path, output: Path, env: Dict[str, str],
-                 document: Dict) -> List[Unit]:
+                 document: Dict, deadline: process.Deadline) -> List[Unit]:
     """Build mode when asked and possible, else per-file mode; the index records which and why."""
     languages = TOOLS[args.tool][1]
     system = buildmode.detect(root) if args.mode == "auto" else ""
     if system:
-        settings = buildmode.BuildSettings(args.jobs, args.configure_timeout, args.build_timeout)
+        settings = buildmode.BuildSettings(args.jobs, args.configure_timeout, args.build_timeout, deadline)
         try:
             build = buildmode.build(system, root, output / "build", settings, env)
         except buildmode.BuildFailed as exc:
@@ -89,14 +95,16 @@ def display_path(unit: Unit, document: Dict) -> str:
 
 
 def run_units(args: argparse.Namespace, units: List[Unit], context: Context, document: Dict) -> None:
-    """Run the tool on every unit, ``--jobs`` at a time, within the time budget."""
+    """Run the tool on every unit, ``--jobs`` at a time, within the time budget and the deadline."""
     analyze = TOOLS[args.tool][0]
-    deadline = time.monotonic() + args.time_budget if args.time_budget > 0 else None
+    budget = process.Deadline(args.time_budget)
     results: List[Optional[UnitResult]] = [None] * len(units)
     lock, last_write = threading.Lock(), [time.monotonic()]
 
     def one(number: int) -> None:
-        if deadline is not None and time.monotonic() >= deadline:
+        if context.deadline.passed():
+            result = UnitResult("skipped", context.deadline.NOT_STARTED, [], 0.0)
+        elif budget.passed():
             result = UnitResult("skipped", f"the time budget of {args.time_budget:g} s was spent", [], 0.0)
         else:
             result = analyze(units[number], number + 1, context)

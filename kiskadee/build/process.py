@@ -10,6 +10,36 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 TAIL_CHARS = 2000
 
 
+class Deadline:
+    """When the whole driver run must be over: every step's timeout is cut to the time left.
+
+    ``reached`` says whether anything was cut short or not started because of it.
+    """
+
+    STOPPED = "stopped at the analyzer's deadline"
+    NOT_STARTED = "not started: the analyzer's deadline had passed"
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds if seconds > 0 else None
+        self.reached = False
+
+    def left(self) -> Optional[float]:
+        """Seconds left, or None without a deadline."""
+        return None if self.end is None else max(0.0, self.end - time.monotonic())
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed; asked before a step or about one that timed out."""
+        if self.end is not None and time.monotonic() >= self.end:
+            self.reached = True
+        return self.reached
+
+    def cap(self, timeout: float) -> Optional[float]:
+        """A step's own timeout (0: none) cut to the time left; None when neither limits it."""
+        limits = [limit for limit in (timeout or None, self.left()) if limit is not None]
+        return min(limits) if limits else None
+
+
 class Outcome(NamedTuple):
     """What became of one command."""
 

@@ -10,7 +10,7 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from . import process
 from .units import Unit
@@ -28,6 +28,11 @@ class Context(NamedTuple):
     env: Dict[str, str]
     unit_timeout: float
     max_entry_points: int
+    deadline: process.Deadline
+
+    def timeout(self) -> Optional[float]:
+        """The timeout of a unit's next command: the per-file timeout, cut to the time left."""
+        return self.deadline.cap(self.unit_timeout)
 
 
 class UnitResult(NamedTuple):
@@ -50,9 +55,11 @@ def _first_error(text: str) -> str:
     return (text.strip().splitlines() or [""])[-1][:300]
 
 
-def _reason(outcome: process.Outcome, text: str, timeout: float) -> str:
+def _reason(outcome: process.Outcome, text: str, context: Context) -> str:
+    if outcome.timed_out and context.deadline.passed():
+        return context.deadline.STOPPED
     if outcome.timed_out:
-        return f"exceeded the per-file timeout of {timeout:g} s"
+        return f"exceeded the per-file timeout of {context.unit_timeout:g} s"
     if outcome.returncode != 0:
         return _first_error(text) or f"exited with status {outcome.returncode}"
     return ""
@@ -64,7 +71,7 @@ def clang(unit: Unit, number: int, context: Context) -> UnitResult:
     argv = [context.program, "--analyze", "--analyzer-output", "sarif", "-o", str(context.output / report),
             *unit.flags, *context.extra_args, unit.file]
     outcome = _run(argv, unit, number, context)
-    reason = _reason(outcome, outcome.stderr_tail, context.unit_timeout)
+    reason = _reason(outcome, outcome.stderr_tail, context)
     reports = [report] if (context.output / report).is_file() else []
     return UnitResult(_status(outcome), reason, reports, outcome.seconds)
 
@@ -74,9 +81,9 @@ def gcc(unit: Unit, number: int, context: Context) -> UnitResult:
     report = f"units/{number:05d}.json"
     argv = [context.program, "-fanalyzer", "-fdiagnostics-format=json", *unit.flags,
             *context.extra_args, "-c", unit.file, "-o", "/dev/null"]
-    outcome = process.run(argv, Path(unit.directory), context.env, context.unit_timeout or None,
+    outcome = process.run(argv, Path(unit.directory), context.env, context.timeout(),
                           context.output / f"units/{number:05d}.out", context.output / report)
-    reason = _reason(outcome, _gcc_errors(context.output / report), context.unit_timeout)
+    reason = _reason(outcome, _gcc_errors(context.output / report), context)
     return UnitResult(_status(outcome), reason, [report], outcome.seconds)
 
 
@@ -103,7 +110,7 @@ def framac(unit: Unit, number: int, context: Context) -> UnitResult:
     parsed = _run(parse, unit, number, context, suffix="parse")
     parse_log = process.tail(context.output / f"units/{number:05d}.parse.out", 20000)
     if parsed.timed_out or parsed.returncode != 0:
-        reason = _reason(parsed, joined(parse_log + parsed.stderr_tail), context.unit_timeout)
+        reason = _reason(parsed, joined(parse_log + parsed.stderr_tail), context)
         return UnitResult(_status(parsed), reason, [], parsed.seconds)
     entries = entry_points(parse_log)[: context.max_entry_points]
     if not entries:
@@ -114,7 +121,7 @@ def framac(unit: Unit, number: int, context: Context) -> UnitResult:
     saved.unlink()
     done = [r for r in reports if (context.output / r).is_file()]
     eva_log = process.tail(context.output / f"units/{number:05d}.eva.out")
-    reason = _reason(eva, joined(eva_log + eva.stderr_tail), context.unit_timeout)
+    reason = _reason(eva, joined(eva_log + eva.stderr_tail), context)
     return UnitResult(_status(eva), reason, done, parsed.seconds + eva.seconds)
 
 
@@ -147,7 +154,7 @@ def _cpp_args(flags: Sequence[str]) -> str:
 
 def _run(argv: List[str], unit: Unit, number: int, context: Context, suffix: str = "") -> process.Outcome:
     stem = f"units/{number:05d}" + (f".{suffix}" if suffix else "")
-    return process.run(argv, Path(unit.directory), context.env, context.unit_timeout or None,
+    return process.run(argv, Path(unit.directory), context.env, context.timeout(),
                        context.output / f"{stem}.out", context.output / f"{stem}.err")
 
 

@@ -1,5 +1,6 @@
 """An analyzer that is missing, crashes, hangs or runs out of memory: recorded, the others still run."""
 
+import sqlite3
 import tarfile
 import time
 
@@ -70,3 +71,20 @@ def test_cli_exit_status_1_when_an_analyzer_times_out(tmp_path):
     result = run_kiskadee("analyze", HELLO_TARBALL, config=config)
     assert result.returncode == 1, result.stderr
     assert "timeout" in result.stdout
+
+
+def test_flawfinder_file_not_in_utf8_is_named_and_the_other_findings_are_kept(tmp_path):
+    tree = tmp_path / "mixed-1.0"
+    tree.mkdir()
+    (tree / "latin1.c").write_bytes('/* \xa9 1999 Jos\xe9 */\nvoid f(char *d) { strcpy(d, "x"); }\n'.encode("latin-1"))
+    (tree / "utf8.c").write_text("void g(char *d, char *s) { strcpy(d, s); }\nvoid h(char *d) { gets(d); }\n")
+    db = tmp_path / "k.db"
+    result = run_kiskadee("analyze", tree, "--analyzers", "flawfinder", "--db", db)
+    assert result.returncode == 0, result.stderr           # flawfinder itself exits 15 here
+    with sqlite3.connect(db) as connection:
+        status, error = connection.execute("SELECT status, error FROM analysis").fetchone()
+        found = sorted(connection.execute("SELECT path, line, check_id FROM finding"))
+    assert status == "ok"
+    assert error == "skipped 1 file(s) it could not decode as UTF-8: latin1.c"
+    assert found == [("utf8.c", 1, "buffer.strcpy"), ("utf8.c", 2, "buffer.gets")]
+    assert "skipped 1 file(s) it could not decode as UTF-8: latin1.c" in result.stdout

@@ -10,6 +10,8 @@ import sqlite3
 import tarfile
 import time
 
+import pytest
+
 from kiskadee.analysis import analyze_tree
 from kiskadee.analyzers import make_analyzers
 from kiskadee.config import from_mapping
@@ -91,19 +93,74 @@ def leftovers(marker):
     return found
 
 
-def test_analyzer_over_its_time_limit_is_killed_with_its_build_and_the_others_run(tmp_path):
+def test_analyzer_out_of_time_stops_its_build_at_its_deadline_and_the_others_run(tmp_path):
     with tarfile.open(HELLO_TARBALL) as archive:
         archive.extractall(tmp_path)
     started = time.monotonic()
     limits = Limits(timeout=3, memory_mb=4096, max_output_bytes=64 * 1024**2)
     runs = outcomes(analyze_tree(tmp_path / "hello-2.10", analyzers(["gcc", "flawfinder"]),
                                  LocalSandbox(), limits))
-    assert runs["gcc"].status == "timeout"                 # configuring hello alone takes longer
-    assert "exceeded its timeout of 3 s" in runs["gcc"].error
+    gcc = runs["gcc"]
+    # Configuring hello alone takes longer than the 1.5 s the driver keeps of the 3 s timeout.
+    assert gcc.status == "timeout"
+    assert gcc.error.startswith("stopped at its deadline of 1.5 s (the analysis timeout less a reserve")
+    assert gcc.fallback == "autotools: configure was stopped at the analyzer's deadline"
+    assert (gcc.mode, gcc.files_analyzed) == ("per-file", 0)
+    assert "not started: the analyzer's deadline had passed" in gcc.failed_files
     assert runs["flawfinder"].status == "ok" and runs["flawfinder"].findings
     assert time.monotonic() - started < 60
     time.sleep(0.5)
     assert leftovers("/kk-gcc-") == []                     # configure and its children died too
+
+
+def planted_copies(tmp_path, copies):
+    """A tree holding the planted files ``copies`` times over, in directories copy00, copy01..."""
+    tree = tmp_path / "many-1.0"
+    for number in range(copies):
+        shutil.copytree(FIXTURES / "planted", tree / f"copy{number:02d}")
+    return tree
+
+
+def bugs(findings):
+    """What each finding says, wherever its copy of the planted files lies."""
+    return {(finding.path.split("/", 1)[1], finding.line, finding.check_id) for finding in findings}
+
+
+@pytest.fixture(scope="module")
+def planted_bugs_by_gcc():
+    (run,) = analyze_tree(FIXTURES / "planted", analyzers(["gcc"], gcc={"mode": "per-file"}), LocalSandbox(),
+                          GENEROUS)
+    assert run.status == "ok" and run.findings
+    return {(finding.path, finding.line, finding.check_id) for finding in run.findings}
+
+
+def test_run_stopped_at_its_deadline_keeps_the_findings_of_the_files_it_analyzed(tmp_path, planted_bugs_by_gcc):
+    tree = planted_copies(tmp_path, 20)     # 120 files that compile: over 10 s of gcc -fanalyzer here
+    limits = Limits(timeout=6, memory_mb=4096, max_output_bytes=64 * 1024**2)
+    (run,) = analyze_tree(tree, analyzers(["gcc"], gcc={"mode": "per-file"}), LocalSandbox(), limits)
+    assert run.status == "timeout"
+    assert 0 < run.files_analyzed < 120
+    assert run.error == (f"stopped at its deadline of 4 s (the analysis timeout less a reserve to finish in) "
+                         f"with {run.files_analyzed} of {run.files_analyzed + run.files_failed} files analyzed; "
+                         "their findings are kept")
+    assert run.findings and bugs(run.findings) <= planted_bugs_by_gcc
+    assert len({finding.path for finding in run.findings}) <= run.files_analyzed
+
+
+def test_run_killed_by_the_sandbox_keeps_the_findings_its_driver_had_reported(tmp_path, planted_bugs_by_gcc):
+    # An interpreter that makes the driver ignore its deadline, as if it could not stop in time.
+    python = tmp_path / "python-without-deadline"
+    python.write_text('#!/bin/sh\nexec python3 "$@" --deadline 0\n')
+    python.chmod(0o755)
+    tree = planted_copies(tmp_path, 40)     # 240 files: over 20 s here, and the index is rewritten every 5 s
+    limits = Limits(timeout=8, memory_mb=4096, max_output_bytes=64 * 1024**2)
+    (run,) = analyze_tree(tree, analyzers(["gcc"], gcc={"mode": "per-file", "python": str(python)}),
+                          LocalSandbox(), limits)
+    assert run.status == "timeout"
+    assert run.error.startswith("exceeded its timeout of 8 s; kept the ")
+    assert run.error.endswith(f" {len(run.findings)} findings reported before it was stopped")
+    assert run.findings and bugs(run.findings) <= planted_bugs_by_gcc
+    assert 0 < run.files_analyzed < 240                     # the index it left says how far it got
 
 
 def test_missing_compiler_fails_that_analyzer_only():
