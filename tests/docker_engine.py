@@ -33,7 +33,7 @@ from kiskadee.sandbox.docker import LABEL
 from conftest import run_kiskadee
 
 CACHE = Path(os.environ.get("KISKADEE_TEST_CACHE", "/var/cache/kiskadee-tests"))
-ANALYZERS = ("cppcheck", "flawfinder")
+ANALYZERS = ("cppcheck", "flawfinder", "clang", "gcc", "framac")
 SUITE = "bookworm"
 
 
@@ -176,6 +176,6 @@ def shutdown() -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> DockerEngine:
-    """A real dockerd with the cppcheck and flawfinder images, for the whole session."""
+    """A real dockerd with every analyzer's image, for the whole session."""
     yield shared_engine()
     shutdown()

@@ -8,6 +8,7 @@ import collections
 import contextlib
 import hashlib
 import io
+import re
 import socket
 import sqlite3
 import tarfile
@@ -17,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from kiskadee.analysis import analyze_tree
+from kiskadee.analysis import analyze_tree, tool_version
+from kiskadee.analyzers import make_analyzers
 from kiskadee.analyzers.cppcheck import Cppcheck
 from kiskadee.analyzers.flawfinder import Flawfinder
-from kiskadee.config import CppcheckConfig, DockerSandboxConfig, FlawfinderConfig
+from kiskadee.config import AnalyzersConfig, CppcheckConfig, DockerSandboxConfig, FlawfinderConfig
 from kiskadee.errors import SandboxUnavailable
+from kiskadee.images import SOURCE_CONTAINERS, analyzers_in
 from kiskadee.sandbox import Limits
 from kiskadee.sandbox.docker import DockerSandbox
 from kiskadee.sandbox.local import LocalSandbox
@@ -127,10 +130,18 @@ def test_cli_with_docker_backend_stores_the_versions_inside_the_images(docker_en
     assert docker_engine.kiskadee_containers() == []
 
 
-def test_images_list_shows_the_tool_version_of_each_image(docker_engine):
+def test_images_list_shows_the_tool_version_of_each_image(docker_engine, image_flawfinder, tmp_path):
+    # Each image's version is the one its tool reports run here: the host has Debian bookworm's cppcheck,
+    # clang, gcc and Frama-C, as the images have; its flawfinder is PyPI's, so the image's own is run.
     listing = docker_engine.kiskadee("images", "list").stdout.splitlines()
-    assert [line.split()[:3] for line in listing] == [
-        ["cppcheck", "2.10", "kiskadee/cppcheck:latest"], ["flawfinder", "2.0.19", "kiskadee/flawfinder:latest"]]
+    settings = AnalyzersConfig(flawfinder=FlawfinderConfig(program=str(image_flawfinder)))
+    expected = []
+    for analyzer in make_analyzers(analyzers_in(SOURCE_CONTAINERS), settings):
+        (tmp_path / analyzer.name).mkdir()
+        version = tool_version(analyzer, tmp_path, LocalSandbox(), GENEROUS, tmp_path / analyzer.name)
+        assert re.fullmatch(r"\d+(\.\d+)+(-\w+)?", version), f"{analyzer.name}: {version}"
+        expected.append([analyzer.name, version, f"kiskadee/{analyzer.name}:latest"])
+    assert [line.split()[:3] for line in listing] == expected
 
 
 def test_images_build_without_its_base_says_how_to_make_one(docker_engine):

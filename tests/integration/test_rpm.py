@@ -40,6 +40,7 @@ UNITS = ["kiskadee.target", "kiskadee-monitor.socket", "kiskadee-monitor-work.so
          "kiskadee-monitor.service", "kiskadee-runner@1.service", "kiskadee-fetch@debian.service",
          "kiskadee-fetch@debian.timer", "kiskadee-fedmsg-hub.service"]
 SHELL_ENV = f"PYTHONPATH={SITE_IN_MACHINE} RUNTIME_DIRECTORY=/run/kiskadee"
+ANALYZER_IMAGES = ["clang", "cppcheck", "flawfinder", "framac", "gcc"]
 
 
 # the machine -------------------------------------------------------------------
@@ -165,6 +166,9 @@ def test_core_package_ships_units_config_and_state_but_not_the_bridge(rpms):
         assert f"/usr/lib/systemd/system/{unit}" in files
     assert "/usr/lib/systemd/system/kiskadee-fedmsg-hub.service" not in files
     assert {"/usr/lib/sysusers.d/kiskadee.conf", "/usr/lib/tmpfiles.d/kiskadee.conf", "/usr/bin/kiskadee"} <= set(files)
+    containers = "/usr/share/kiskadee/containers"
+    assert {f"{containers}/install-packages"} | {f"{containers}/{name}/{part}" for name in ANALYZER_IMAGES
+                                                  for part in ("Containerfile", "packages")} <= set(files)
     assert rpm_query(rpms["kiskadee"], "-c").split() == ["/etc/kiskadee/kiskadee.toml"]
     owners = rpm_query(rpms["kiskadee"], "--qf", "[%{FILENAMES} %{FILEUSERNAME} %{FILEMODES:perms}\n]")
     assert "/var/lib/kiskadee kiskadee drwxr-xr-x" in owners.splitlines()
@@ -233,6 +237,12 @@ def sql(machine: Machine, query: str) -> str:
 def journal(machine: Machine, unit: str) -> list:
     lines = machine.run(f"journalctl -q --no-pager -o json -u {unit}").splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_installed_kiskadee_finds_the_containerfiles_of_every_analyzer_image(machine):
+    output = machine.run("python3 -c 'from kiskadee import config, images; d = images.containers_dir("
+                         "config.DockerSandboxConfig()); print(d, *images.analyzers_in(d))'", env=SHELL_ENV)
+    assert output.split() == ["/usr/share/kiskadee/containers", *ANALYZER_IMAGES]
 
 
 def test_every_unit_verifies(machine):

@@ -1,0 +1,120 @@
+"""clang, gcc -fanalyzer and Frama-C in their images through the docker backend, against the local backend.
+
+Each runs as the compile driver (``python3`` in the image) confined as every
+analyzer is: the source read-only at /src, nothing writable but /out and a
+small /tmp, uid 65534, no network. The host has the same Debian bookworm
+tools as the images, so the findings and the coverage must be the same on
+both sides, build mode included: hello 2.10 is configured and built with
+``bear -- make`` in a copy under /out.
+"""
+
+import collections
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from kiskadee.analysis import analyze_tree
+from kiskadee.analyzers.clang import Clang
+from kiskadee.analyzers.framac import FramaC
+from kiskadee.analyzers.gcc import Gcc
+from kiskadee.config import ClangConfig, FramacConfig, GccConfig
+from kiskadee.sandbox import Limits
+from kiskadee.sandbox.docker import DockerSandbox
+from kiskadee.sandbox.local import LocalSandbox
+
+from conftest import FIXTURES, HELLO_TARBALL
+from docker_engine import docker_engine  # noqa: F401 (a fixture)
+from test_path_sensitive_planted import PLANTED
+
+ANALYZERS = ("clang", "gcc", "framac")
+LIMITS = Limits(timeout=900, memory_mb=4096, max_output_bytes=256 * 1024**2)
+
+
+def analyzers():
+    """The three analyzers with their default settings, two files at a time."""
+    return [Clang(ClangConfig(jobs=2)), Gcc(GccConfig(jobs=2)), FramaC(FramacConfig(jobs=2))]
+
+
+def by_analyzer(runs):
+    return {run.analyzer: run for run in runs}
+
+
+def findings(run):
+    """What a user sees of each finding, with the fingerprint that matches it across versions."""
+    return collections.Counter((f.path, f.line, f.check_id, f.fingerprint) for f in run.findings)
+
+
+def coverage(run):
+    return run.mode, run.files_analyzed, run.files_failed, run.fallback, run.failed_files
+
+
+@pytest.fixture(scope="module")
+def in_docker(docker_engine):
+    """The docker backend on the test engine, with the two CPUs that jobs = 2 asks for."""
+    return DockerSandbox(docker_engine.sandbox_config(cpus=2.0))
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory, in_docker, docker_engine):
+    """The planted tree, read-only, analyzed in docker and locally; and the containers left behind."""
+    tree = tmp_path_factory.mktemp("planted") / "planted-1.0"
+    shutil.copytree(FIXTURES / "planted", tree)
+    subprocess.run(["chmod", "-R", "a-w", str(tree)], check=True)
+    docker = by_analyzer(analyze_tree(tree, analyzers(), in_docker, LIMITS))
+    local = by_analyzer(analyze_tree(tree, analyzers(), LocalSandbox(), LIMITS))
+    return docker, local, docker_engine.kiskadee_containers()
+
+
+@pytest.fixture(scope="module")
+def hello(tmp_path_factory, in_docker, docker_engine):
+    """hello 2.10 analyzed by gcc in mode 'auto' (its configure: build mode) in docker and locally."""
+    root = tmp_path_factory.mktemp("hello")
+    with tarfile.open(HELLO_TARBALL) as archive:
+        archive.extractall(root)
+    tree = root / "hello-2.10"
+    [docker] = analyze_tree(tree, [Gcc(GccConfig(mode="auto", jobs=2))], in_docker, LIMITS)
+    [local] = analyze_tree(tree, [Gcc(GccConfig(mode="auto", jobs=2))], LocalSandbox(), LIMITS)
+    return docker, local, docker_engine.kiskadee_containers()
+
+
+@pytest.mark.parametrize("analyzer", ANALYZERS)
+def test_planted_bugs_are_found_in_docker_as_locally(planted, analyzer):
+    docker, local = planted[0][analyzer], planted[1][analyzer]
+    assert docker.status == "ok", docker.error
+    assert local.status == "ok", local.error
+    assert docker.tool_version == local.tool_version
+    assert findings(docker) == findings(local)
+    expected = {(path, line, check) for path, line, check, _ in PLANTED[analyzer]}
+    assert expected <= {(f.path, f.line, f.check_id) for f in docker.findings}
+
+
+@pytest.mark.parametrize("analyzer", ANALYZERS)
+def test_planted_coverage_in_docker_is_the_local_one(planted, analyzer):
+    docker, local = planted[0][analyzer], planted[1][analyzer]
+    assert coverage(docker) == coverage(local)
+    assert coverage(docker)[:4] == ("per-file", 6, 1, "")
+    assert docker.failed_files.startswith("src/broken.c: ")
+
+
+def test_hello_configures_and_builds_inside_the_container(hello):
+    # Read-only source, uid 65534, no network: configure and make run in a copy under /out.
+    docker, local, _ = hello
+    assert docker.status == "ok", docker.error
+    assert (docker.mode, docker.fallback, docker.files_analyzed, docker.files_failed) == ("autotools", "", 21, 0)
+    assert coverage(docker) == coverage(local)
+
+
+def test_hello_build_mode_findings_in_docker_are_the_local_ones(hello):
+    docker, local, _ = hello
+    assert local.status == "ok", local.error
+    assert findings(docker) == findings(local)
+    assert ("lib/xmalloc.c", 86, "analyzer-null-argument") in {(f.path, f.line, f.check_id) for f in docker.findings}
+    # Paths in the copy the build ran in (/out/build/tree) are stored as source paths.
+    assert [f.path for f in docker.findings if f.path.startswith("/")] == []
+
+
+def test_no_container_is_left_behind(planted, hello):
+    assert planted[2] == []
+    assert hello[2] == []
