@@ -44,7 +44,10 @@ class Flawfinder(Analyzer):
             missing = COLUMNS - set(header)
             if missing:
                 raise ReportError(f"flawfinder CSV lacks columns {', '.join(sorted(missing))}")
-            return [_finding(dict(zip(header, row))) for row in rows if _is_hit(row, header)]
+            line = header.index("Line")
+            # Rows only: not the lines of advice flawfinder prints among them.
+            return [_finding(dict(zip(header, row))) for row in rows
+                    if len(row) == len(header) and row[line].isdigit()]
 
     def problems(self, report: Path) -> str:
         skipped = [relative_path(name) for name in SKIPPED.findall(report.read_text(errors="replace"))]
@@ -52,11 +55,6 @@ class Flawfinder(Analyzer):
             return ""
         listed = ", ".join(skipped[:SKIPPED_LISTED]) + (", ..." if len(skipped) > SKIPPED_LISTED else "")
         return f"skipped {len(skipped)} file(s) it could not decode as UTF-8: {listed}"
-
-
-def _is_hit(row: List[str], header: List[str]) -> bool:
-    """A row of the report, not a line of the advice flawfinder prints among them."""
-    return len(row) == len(header) and row[header.index("Line")].isdigit()
 
 
 def _first_cwe(text: str) -> Optional[int]:
