@@ -18,27 +18,35 @@ The consumer does all its work on the hub's reactor thread, where messages
 arrive: normalizing takes tens of microseconds and sending never waits.
 moksha's worker thread (its default) would add a second busy thread, and
 the reactor would then wait for the GIL after each of its ZeroMQ calls.
+
+Stopping hands the monitor what the bridge holds and waits up to
+``STOP_SECONDS`` for its acknowledgements. fedmsg-hub runs the reactor
+without Twisted's signal handlers and handles only SIGINT and SIGHUP, so
+SIGTERM (systemd's stop) would kill it at once; the bridge therefore makes
+SIGTERM stop the reactor, as Twisted's own handler does, and stops from the
+reactor's "before shutdown" trigger, on the reactor thread.
 """
 
 import json
 import logging
+import signal
 import time
 from typing import Any, List
 
 import fedmsg.consumers
 import moksha.hub.reactor
 from twisted.internet import task
+from twisted.internet.error import ReactorNotRunning
 from twisted.python import threadable
 
 from kiskadee import config
 from kiskadee.anitya.messages import MessageError, normalize, prepare, topics
-from kiskadee.anitya.outbox import TICK_SECONDS, Outbox, Tally
+from kiskadee.anitya.outbox import STOP_SECONDS, TICK_SECONDS, Outbox, Tally
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "kiskadee.bridge.enabled"
 CONFIG_FILE_KEY = "kiskadee.bridge.config"      # kiskadee's TOML file; unset: the usual lookup
-STOP_SECONDS = 5.0                              # how long stopping waits for the monitor to take the rest
 
 
 def subscriptions(prefix: str, strict: bool) -> List[str]:
@@ -53,6 +61,7 @@ class AnityaConsumer(fedmsg.consumers.FedmsgConsumer):
 
     config_key = CONFIG_KEY
     topic: List[str] = []               # set from the configured prefix when the hub starts the consumer
+    _stopped = False
 
     def __init__(self, hub):
         if not hub.config.get(self.config_key, False):
@@ -69,6 +78,8 @@ class AnityaConsumer(fedmsg.consumers.FedmsgConsumer):
         self.blocking_mode = True       # consume on the reactor thread; see the module's docstring
         self.ticker = task.LoopingCall(self._tick)
         self.ticker.start(TICK_SECONDS, now=False)
+        moksha.hub.reactor.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
+        stop_reactor_on_sigterm()
         log.info("anitya bridge: forwarding %s to %s (configuration: %s)", ", ".join(self.topic),
                  settings.service.intake_endpoint, settings.source)
 
@@ -103,6 +114,9 @@ class AnityaConsumer(fedmsg.consumers.FedmsgConsumer):
             return
         self.tally.count("received")
         topic = message.get("topic")
+        if self._stopped:               # on SIGINT moksha stops the consumers before the reactor
+            self.tally.drop("shutdown", f"{topic}: arrived after the bridge stopped")
+            return
         try:
             event = normalize(topic, anitya_body(message.get("body")))
         except MessageError as exc:
@@ -114,11 +128,40 @@ class AnityaConsumer(fedmsg.consumers.FedmsgConsumer):
         self.outbox.offer(event)
 
     def stop(self) -> None:
-        """Stop ticking and give the monitor a few seconds to acknowledge what was sent (on SIGINT)."""
-        if getattr(self, "ticker", None) is not None and self.ticker.running:
-            self.ticker.stop()
+        """Stop ticking, hand the monitor what is held and wait up to ``STOP_SECONDS`` for its
+        acknowledgements. Called by moksha (SIGINT, SIGHUP) and by the reactor's "before shutdown"
+        trigger (SIGTERM): the first call stops, later ones, even from within it, do nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if getattr(self, "ticker", None) is not None:
+            if self.ticker.running:
+                self.ticker.stop()
             self.outbox.close(STOP_SECONDS)
-        super().stop()
+        super().stop()                  # moksha's: ends its worker threads and closes the hub
+
+
+def stop_reactor_on_sigterm() -> None:
+    """Make SIGTERM stop the reactor, unless something else handles SIGTERM already.
+
+    fedmsg-hub leaves SIGTERM at its default, which ends the process at once. The handler only
+    queues the stop for the reactor thread, as Twisted's own SIGTERM handler does; a second
+    SIGTERM ends the hub at once."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _sigterm(_signum, _frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    moksha.hub.reactor.reactor.callFromThread(_stop_reactor)
+
+
+def _stop_reactor() -> None:
+    log.info("anitya bridge: SIGTERM: stopping fedmsg-hub (a second SIGTERM ends it at once)")
+    try:
+        moksha.hub.reactor.reactor.stop()
+    except ReactorNotRunning:
+        pass
 
 
 def anitya_body(envelope: Any) -> Any:

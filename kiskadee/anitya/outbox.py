@@ -8,7 +8,9 @@ holds it in a bounded queue otherwise, and drops it (counted) when that
 queue is full. ``tick``, called periodically on the same thread, connects
 (retrying while no monitor listens), reads acknowledgements (the sender
 re-sends what a restarted monitor lost), moves held events on and reports
-the counts. Everything runs on one thread: ZeroMQ sockets are not
+the counts. ``close``, when the bridge stops, keeps connecting, sending and
+reading acknowledgements for a bounded time and logs what did not reach the
+monitor. Everything runs on one thread: ZeroMQ sockets are not
 thread-safe, and a second busy Python thread would make the reactor wait
 for the GIL on every socket call.
 """
@@ -24,12 +26,14 @@ import zmq
 from kiskadee import wire
 from kiskadee.errors import KiskadeeError
 from kiskadee.fetchers import SourceEvent
-from kiskadee.intake import WINDOW, IntakeSender
+from kiskadee.intake import WINDOW, IntakeSender, MonitorUnavailable
 
 log = logging.getLogger(__name__)
 
 WARNINGS_PER_REPORT = 100       # drops logged one by one per report interval; beyond, only counted
 TICK_SECONDS = 0.1              # how often to tick; during a flood ``offer`` ticks (the reactor's timers wait)
+STOP_SECONDS = 5.0              # how long stopping waits for the monitor to take the rest
+CLOSE_RETRY_SECONDS = 0.2       # while closing, how often to try an unreachable monitor again
 
 
 class Tally:
@@ -124,18 +128,48 @@ class Outbox:
                 self._send(self.held.popleft())
         self.tally.report(now, self.waiting)
 
-    def close(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the monitor to acknowledge what was sent; count what is lost."""
-        lost = len(self.held)
-        if self.sender is not None:
-            try:
-                self.sender.close(timeout)
-            except KiskadeeError as exc:
-                lost += self.sender.pending
-                log.warning("%s: %s", self.tally.name, exc)
-        if lost:
-            self.tally.drop("shutdown", f"{lost} events did not reach the monitor before the bridge stopped", lost)
+    def close(self, timeout: float) -> int:
+        """Keep sending held events and reading acknowledgements for up to ``timeout`` seconds, until the
+        monitor acknowledged every event; log how many it took and how many are lost, return the latter."""
+        start = time.monotonic()
+        deadline, waiting = start + timeout, self.waiting
+        while self.waiting and time.monotonic() < deadline:
+            self._deliver(deadline)
+        held, unacknowledged = len(self.held), self._close_sender()
+        lost = held + unacknowledged
+        if not lost:
+            log.info("%s stopped: the monitor acknowledged all %d events that were waiting (%.1f s)",
+                     self.tally.name, waiting, time.monotonic() - start)
+        else:
+            self.tally.dropped["shutdown"] += lost     # counted for the summary; the error below says why
+            log.error("%s stopped: %d of the %d events that were waiting did not reach the monitor within "
+                      "%.0f s (%d held, %d sent and not acknowledged) and are lost; 'kiskadee fetch anitya' "
+                      "fetches the versions Anitya announced while nothing listened",
+                      self.tally.name, lost, waiting, timeout, held, unacknowledged)
         self.tally.report(time.monotonic(), force=True)
+        return lost
+
+    def _deliver(self, deadline: float) -> None:
+        """One step of closing: connect, send what is held, wait a little for acknowledgements."""
+        now = time.monotonic()
+        if self.sender is None:
+            self._connect(now)
+        if self.sender is None:
+            time.sleep(max(0.0, min(CLOSE_RETRY_SECONDS, deadline - now)))
+            return
+        while self.held and self._has_room():
+            self._send(self.held.popleft())
+        self.sender.pump(max(0.0, min(0.5, deadline - time.monotonic())))
+
+    def _close_sender(self) -> int:
+        """Close the connection to the monitor; the number of events it did not acknowledge."""
+        if self.sender is None:
+            return 0
+        try:
+            self.sender.close(timeout=0)
+        except MonitorUnavailable:      # close() logs the count and what to do instead
+            pass
+        return self.sender.pending
 
     def _has_room(self) -> bool:
         return self.sender is not None and self.sender.pending < WINDOW

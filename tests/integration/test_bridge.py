@@ -11,6 +11,7 @@ when the hub has subscribed, so no message is published into the void.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,9 @@ from pathlib import Path
 
 import pytest
 import zmq
+
+from kiskadee.anitya.messages import normalize
+from kiskadee.anitya.outbox import STOP_SECONDS, Outbox, Tally
 
 from test_service_suite import Suite, wait_until
 
@@ -27,6 +31,8 @@ PREFIX = "org.release-monitoring.prod.anitya.project.version.update"
 V1, V2 = PREFIX, PREFIX + ".v2"
 V2_FIXTURES = ("v2-fedora_mapping.json", "v2-fedora_mapping_no_stable.json", "v2-no_mapping.json")
 SUBSCRIBE_SECONDS = 90          # the hub imports Twisted, moksha and fedmsg: some seconds, more on a busy machine
+BURST = 200                     # messages published at once in the shutdown tests
+EXIT_SECONDS = 30               # a stopping hub exits within this (systemd's default stop timeout is 90 s)
 
 HUB_CONFIG = """\
 config = dict(
@@ -80,6 +86,16 @@ class Hub:
     def reported(self, text: str) -> bool:
         return text in self.log()
 
+    def terminate(self) -> float:
+        """SIGTERM, as systemd stops the hub; the seconds until it exited (AssertionError if it did not)."""
+        hub, start = self.suite.processes["hub"], time.monotonic()
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"fedmsg-hub still running {EXIT_SECONDS} s after SIGTERM:\n{self.log()}") from None
+        return time.monotonic() - start
+
     def close(self) -> None:
         self.publisher.close(linger=0)
         self.context.term()
@@ -103,6 +119,26 @@ def anitya_versions(suite: Suite) -> dict:
     rows = suite.rows("SELECT p.name, v.number, v.event FROM version v JOIN package p ON p.id = v.package_id "
                       "JOIN fetcher f ON f.id = p.fetcher_id WHERE f.name = 'anitya'")
     return {(name, number): json.loads(event)["meta"] for name, number, event in rows}
+
+
+def renamed(number: int) -> dict:
+    """The real v2 message of pg-semver 0.17.0, for a project named pg-semver-NUMBER."""
+    body = fixture("v2-no_mapping.json")
+    body["project"]["name"] = body["message"]["project"]["name"] = f"pg-semver-{number}"
+    return body
+
+
+def publish_burst(hub: Hub) -> set:
+    """BURST messages at once, each for a project of its own; the (package, version) pairs they announce."""
+    for number in range(BURST):
+        hub.publish(V2, renamed(number))
+    return {(f"pg-semver-{number}", "0.17.0") for number in range(BURST)}
+
+
+def anitya_rows(suite: Suite) -> list:
+    """Every Anitya (package, version) row in the database, duplicates included, sorted."""
+    return sorted(suite.rows("SELECT p.name, v.number FROM version v JOIN package p ON p.id = v.package_id "
+                             "JOIN fetcher f ON f.id = p.fetcher_id WHERE f.name = 'anitya'"))
 
 
 def publish_fixtures(hub: Hub) -> None:
@@ -170,3 +206,52 @@ def test_events_wait_for_a_monitor_that_is_not_running_or_restarts(bridge):
     wait_until(lambda: ("pg-semver-renamed", "0.17.0") in anitya_versions(bridge.suite), 60,
                "the version sent while the monitor was down recorded")
     assert len(anitya_versions(bridge.suite)) == 4
+
+
+def test_sigterm_waits_for_the_monitor_to_acknowledge_every_event_then_exits(bridge):
+    monitor = bridge.suite.start_monitor()
+    bridge.start()
+    monitor.send_signal(signal.SIGSTOP)         # a monitor that is busy: it acknowledges nothing until SIGCONT
+    try:
+        expected = publish_burst(bridge)
+        wait_until(lambda: bridge.reported(f"received {BURST}, forwarded {BURST}, dropped 0, waiting {BURST}"),
+                   30, f"the bridge's report of {BURST} events sent and not acknowledged")
+        hub = bridge.suite.processes["hub"]
+        hub.send_signal(signal.SIGTERM)
+        wait_until(lambda: bridge.reported("SIGTERM: stopping fedmsg-hub") or hub.poll() is not None, 10,
+                   "the hub to take SIGTERM")
+        assert hub.poll() is None, f"fedmsg-hub ended on SIGTERM (status {hub.returncode}) without waiting"
+    finally:
+        monitor.send_signal(signal.SIGCONT)
+    assert hub.wait(EXIT_SECONDS) == 0, bridge.log()
+    assert anitya_rows(bridge.suite) == sorted(expected)
+    assert bridge.reported(f"anitya bridge stopped: the monitor acknowledged all {BURST} events that were waiting")
+    assert "MokshaHub reactor stopped" in bridge.log()
+
+
+def test_sigterm_without_a_monitor_exits_after_the_wait_and_logs_how_many_events_are_lost(bridge):
+    bridge.start()                                  # no monitor: the bridge holds what it receives
+    publish_burst(bridge)
+    wait_until(lambda: bridge.reported(f"received {BURST}, forwarded 0, dropped 0, waiting {BURST}"),
+               30, f"the bridge's report of {BURST} events held")
+    seconds = bridge.terminate()
+    assert STOP_SECONDS <= seconds < EXIT_SECONDS and bridge.suite.processes["hub"].returncode == 0, bridge.log()
+    assert bridge.reported(f"ERROR anitya bridge stopped: {BURST} of the {BURST} events that were waiting did not "
+                           f"reach the monitor within {STOP_SECONDS:.0f} s ({BURST} held, 0 sent and not "
+                           "acknowledged) and are lost; 'kiskadee fetch anitya' fetches the versions")
+    assert bridge.reported(f"dropped {BURST} (shutdown {BURST}), waiting 0")
+
+
+def test_closing_the_outbox_hands_held_events_to_a_monitor_that_came_up_meanwhile(short_tmp):
+    suite = Suite(short_tmp)
+    outbox = Outbox(f"ipc://{short_tmp / 'run' / 'intake.sock'}", 10_000, Tally("anitya bridge", 60), 60)
+    try:
+        for number in range(BURST):                 # no monitor: held, and not retried for 60 s
+            outbox.offer(normalize(V2, renamed(number)))
+        assert outbox.sender is None and len(outbox.held) == BURST
+        suite.start_monitor()
+        lost = outbox.close(timeout=60)
+        assert anitya_rows(suite) == sorted((f"pg-semver-{number}", "0.17.0") for number in range(BURST))
+        assert lost == 0
+    finally:
+        suite.stop()
