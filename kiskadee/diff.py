@@ -7,7 +7,10 @@ stays unchanged. An analyzer is compared only where it completed (``ok`` or
 out or did not run on either side are "not analyzed", never new or fixed. An
 analyzer whose tool version differs between the two runs is compared but
 flagged, since its new and fixed findings may come from the tool rather than
-from the code.
+from the code. Likewise, file by file, for the analyzers that compile the
+code: a finding in a file that one side could not analyze (it did not
+compile, or ran out of time; the analysis's ``failed_files``) is "not
+analyzed" rather than new or fixed.
 
 SQLite compares the fingerprints, from an index; the details of the findings
 to show are read afterwards by id, so unchanged findings cost little.
@@ -15,7 +18,7 @@ to show are read afterwards by id, so unchanged findings cost little.
 
 import dataclasses
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from kiskadee import lineage, report, waivers
 from kiskadee.errors import NotFoundError, UsageError
@@ -35,6 +38,8 @@ class Run:
     status: str
     tool_version: str
     error: str
+    unanalyzed: FrozenSet[str] = frozenset()    # the files it could not analyze
+
 
     @property
     def completed(self) -> bool:
@@ -64,9 +69,13 @@ class Comparison:
         if notes:
             return "not compared: " + ", ".join(notes)
         if self.version_changed:
-            return (f"tool version changed ({self.old.tool_version} -> {self.new.tool_version}):"
-                    " new and fixed findings may come from the tool")
-        return ""
+            notes.append(f"tool version changed ({self.old.tool_version} -> {self.new.tool_version}):"
+                         " new and fixed findings may come from the tool")
+        unanalyzed = [f"{len(run.unanalyzed)} on {number}" for run, number in
+                      ((self.old, old_number), (self.new, new_number)) if run.unanalyzed]
+        if unanalyzed:
+            notes.append(f"files not analyzed: {', '.join(unanalyzed)}; findings in them are neither new nor fixed")
+        return "; ".join(notes)
 
 
 def _state(run: Optional[Run]) -> str:
@@ -133,10 +142,14 @@ def _classify(diff: VersionDiff, comparison: Comparison) -> None:
     if not comparison.compared:
         diff.not_analyzed_ids += _ids(comparison.old) + _ids(comparison.new)
         return
-    new_ids = _matching(comparison.new, comparison.old, present=False)
+    new_ids, new_unseen = _partition(_matching(comparison.new, comparison.old, present=False),
+                                     comparison.old.unanalyzed)
+    fixed_ids, fixed_unseen = _partition(_matching(comparison.old, comparison.new, present=False),
+                                         comparison.new.unanalyzed)
     diff.new_ids += new_ids
-    diff.fixed_ids += _matching(comparison.old, comparison.new, present=False)
-    diff.unchanged += _count(comparison.new) - len(new_ids)
+    diff.fixed_ids += fixed_ids
+    diff.not_analyzed_ids += new_unseen + fixed_unseen
+    diff.unchanged += _count(comparison.new) - len(new_ids) - len(new_unseen)
 
 
 def _sql(statement: str, *params):
@@ -145,9 +158,26 @@ def _sql(statement: str, *params):
 
 
 def _runs(version: Version) -> Dict[str, Run]:
-    rows = _sql("SELECT az.name, a.id, a.status, az.version, a.error FROM analysis a"
+    rows = _sql("SELECT az.name, a.id, a.status, az.version, a.error, a.failed_files FROM analysis a"
                 " JOIN analyzer az ON az.id = a.analyzer_id WHERE a.version_id = ?", version.id)
-    return {name: Run(*rest) for name, *rest in rows}
+    return {name: Run(*rest, unanalyzed=_files(failed)) for name, *rest, failed in rows}
+
+
+def _files(failed_files: str) -> FrozenSet[str]:
+    """The paths of an analysis's 'path: reason' lines."""
+    return frozenset(line.split(": ", 1)[0] for line in failed_files.splitlines())
+
+
+def _partition(ids: List[int], unanalyzed: FrozenSet[str]) -> Tuple[List[int], List[int]]:
+    """``ids`` split into the findings outside the ``unanalyzed`` files and those in them."""
+    if not unanalyzed or not ids:
+        return ids, []
+    inside = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        rows = _sql(f"SELECT id, path FROM finding WHERE id IN ({', '.join('?' * len(chunk))})", *chunk)
+        inside.update(finding_id for finding_id, path in rows if path in unanalyzed)
+    return [i for i in ids if i not in inside], [i for i in ids if i in inside]
 
 
 def _ids(run: Optional[Run]) -> List[int]:

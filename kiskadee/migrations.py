@@ -270,12 +270,34 @@ FASTER_VIEWS = [
                           WHERE a.version_id = v.id)""",
 ]
 
+def _replaced(statement: str, old: str, new: str) -> str:
+    if old not in statement:
+        raise AssertionError(f"{old!r} is not in the statement")
+    return statement.replace(old, new)
+
+
+# A finding is not new where the previous version's analysis could not analyze its file,
+# nor fixed where the version's analysis could not: failed_files has a 'path: reason'
+# line for each file an analyzer that compiles the code did not analyze.
+NOT_UNANALYZED = "instr(char(10) || {analysis}.failed_files, char(10) || {finding}.path || ': ') = 0"
+PER_FILE_VIEWS = [
+    "DROP VIEW new_finding",
+    "DROP VIEW fixed_finding",
+    _replaced(FASTER_VIEWS[2], "AND pa.status = 'ok')",
+              "AND pa.status = 'ok'\n                            AND "
+              + NOT_UNANALYZED.format(analysis="pa", finding="f") + ")"),
+    _replaced(FASTER_VIEWS[3], "AND a.status = 'ok')",
+              "AND a.status = 'ok'\n                            AND "
+              + NOT_UNANALYZED.format(analysis="a", finding="pf") + ")"),
+]
+
 MIGRATIONS = [
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "runners and the job queue view", RUNNERS),
     Migration(3, "coverage of analyzers that compile the code", COVERAGE),
     Migration(4, "release diffs: previous version, survival, waivers, new_finding view", RESULTS),
     Migration(5, "new_finding and fixed_finding from the version down", FASTER_VIEWS),
+    Migration(6, "new_finding and fixed_finding leave out files an analyzer could not analyze", PER_FILE_VIEWS),
 ]
 
 LATEST = MIGRATIONS[-1].number

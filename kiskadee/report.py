@@ -5,6 +5,8 @@ from typing import Dict, List, Sequence
 
 from kiskadee.models import SEVERITIES
 
+FAILED_FILES_SHOWN = 20     # files not analyzed listed per analyzer; the database has them all
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned columns separated by two spaces."""
@@ -52,7 +54,10 @@ def _coverage_lines(analyses: List[Dict]) -> List[str]:
                      f"{coverage['files_analyzed']} of {total} files analyzed")
         if coverage["fallback"]:
             lines.append(f"    build mode not used: {coverage['fallback']}")
-        lines += [f"    not analyzed: {line}" for line in coverage["failed_files"]]
+        failed = coverage["failed_files"]
+        lines += [f"    not analyzed: {line}" for line in failed[:FAILED_FILES_SHOWN]]
+        if len(failed) > FAILED_FILES_SHOWN:
+            lines.append(f"    not analyzed: ... and {len(failed) - FAILED_FILES_SHOWN} more files")
     return lines
 
 

@@ -26,7 +26,7 @@ class Coverage:
     files_analyzed: int         # translation units analyzed
     files_failed: int           # not analyzed: did not compile, timed out, over the time budget
     fallback: str = ""          # why build mode was not used, when it was tried
-    failed_files: str = ""      # 'path: reason' lines, the first few
+    failed_files: str = ""      # 'path: reason' lines, one for each file not analyzed
 
 
 class Analyzer:

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 DRIVER_DIR = ".kiskadee-driver"
 DRIVER_PACKAGE = "kiskadee_build"
 LAUNCHER = f"import sys\nfrom {DRIVER_PACKAGE}.driver import main\nsys.exit(main())\n"
-FAILED_FILES_LISTED = 20
 MODES = ("auto", "per-file")
 DEADLINE_RESERVE = 0.05     # of the sandbox's timeout, kept for the driver to finish its index ...
 DEADLINE_RESERVE_MIN = 2.0  # ... at least these seconds
@@ -131,9 +130,7 @@ class CompiledAnalyzer(Analyzer):
     def _coverage(self, document: Dict) -> Coverage:
         units = document["units"]
         failed = [u for u in units if u["status"] != "ok"]
-        listed = [f"{u['file']}: {u['reason'] or u['status']}" for u in failed[:FAILED_FILES_LISTED]]
-        if len(failed) > FAILED_FILES_LISTED:
-            listed.append(f"... and {len(failed) - FAILED_FILES_LISTED} more")
+        listed = [f"{u['file']}: {u['reason'] or u['status']}" for u in failed]
         if document.get("build_note"):
             log.info("%s: %s build: %s", self.name, document.get("mode"), document["build_note"])
         return Coverage(mode=str(document.get("mode", "")), files_analyzed=len(units) - len(failed),
