@@ -22,6 +22,8 @@ from kiskadee.store import finish_version, store_runs
 
 log = logging.getLogger(__name__)
 
+NAMES_PER_QUERY = 500          # package names looked up at once after inserting them
+
 # The version rules of each origin; fetchers not listed use PEP 440 (with rpm's rules as fallback).
 SCHEME_OF_FETCHER = {"debian": "debian", "anitya": "rpm"}
 
@@ -39,7 +41,8 @@ class Catalog:
 
     Recording is the monitor's hot path (a Debian pass is some 34,000 events),
     so it uses plain SQL: building a peewee query costs thirty times more than
-    SQLite takes to run it.
+    SQLite takes to run it. New packages and versions are written together by
+    ``flush``; until then a new package goes by a provisional (negative) id.
     """
 
     def __init__(self, policy: QueuePolicy):
@@ -48,6 +51,7 @@ class Catalog:
         self._packages: Dict[Tuple[int, str], int] = {}
         self._known: Dict[int, set] = {}            # package id -> version numbers
         self._newest: Dict[int, Optional[str]] = {}  # package id -> newest analyzed or queued
+        self._new_packages: Dict[Tuple[int, str], object] = {}  # (fetcher id, name) -> created_at; not written yet
         self._pending: List[tuple] = []             # version rows not yet written
 
     def record(self, event: dict, now: Union[datetime.datetime, str]) -> str:
@@ -71,12 +75,39 @@ class Catalog:
         return "queued" if wanted else "seen"
 
     def flush(self) -> None:
-        """Write the versions recorded since the last flush."""
+        """Write the packages and versions recorded since the last flush."""
+        if self._new_packages:
+            ids = self._write_packages()
+            self._pending = [(ids.get(row[0], row[0]),) + row[1:] for row in self._pending]
         if self._pending:
             _cursor().executemany(_param(
                 "INSERT INTO version (package_id, number, state, source_url, sha256, event, created_at,"
                 " queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"), self._pending)
             self._pending = []
+
+    def _write_packages(self) -> Dict[int, int]:
+        """Insert the new packages; move their cache entries to the real ids. Provisional id -> real id."""
+        new, self._new_packages = self._new_packages, {}
+        # OR IGNORE: a package another writer ('kiskadee analyze') added meanwhile is taken as it is.
+        _cursor().executemany(_param("INSERT OR IGNORE INTO package (fetcher_id, name, created_at)"
+                                     " VALUES (?, ?, ?)"), [(*key, created) for key, created in new.items()])
+        real: Dict[Tuple[int, str], int] = {}
+        names = defaultdict(list)
+        for fetcher_id, name in new:
+            names[fetcher_id].append(name)
+        for fetcher_id, all_names in names.items():
+            for start in range(0, len(all_names), NAMES_PER_QUERY):
+                chunk = all_names[start:start + NAMES_PER_QUERY]
+                rows = _sql(f"SELECT id, name FROM package WHERE fetcher_id = ? AND name IN"
+                            f" ({', '.join('?' * len(chunk))})", fetcher_id, *chunk)
+                real.update(((fetcher_id, name), package_id) for package_id, name in rows)
+        ids = {}
+        for key in new:
+            provisional, package_id = self._packages[key], real[key]
+            self._packages[key], ids[provisional] = package_id, package_id
+            self._known.setdefault(package_id, set()).update(self._known.pop(provisional))
+            self._newest[package_id] = self._newest.pop(provisional)
+        return ids
 
     def _wanted(self, package_id: int, number: str, scheme: str) -> bool:
         if self.policy.analyze == "every":
@@ -89,12 +120,12 @@ class Catalog:
         if fetcher not in self._fetchers:
             self._load_fetcher(fetcher, scheme)
         key = (self._fetchers[fetcher], name)
-        if key not in self._packages:
-            package_id = _sql("INSERT INTO package (fetcher_id, name, created_at) VALUES (?, ?, ?)",
-                              *key, now).lastrowid
-            self._packages[key] = package_id
+        package_id = self._packages.get(key)
+        if package_id is None:
+            package_id = self._packages[key] = -1 - len(self._new_packages)
+            self._new_packages[key] = now
             self._known[package_id], self._newest[package_id] = set(), None
-        return self._packages[key]
+        return package_id
 
     def _load_fetcher(self, fetcher: str, scheme: str) -> None:
         fetcher_id = self._fetchers[fetcher] = Fetcher.get_or_create(name=fetcher)[0].id

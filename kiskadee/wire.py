@@ -47,6 +47,7 @@ FIELDS: Dict[str, Dict[str, Tuple[type, bool]]] = {
     "recorded": {"seqs": (_LIST, True)},   # [[first, last], ...] inclusive ranges
 }
 DEFAULTS = {_STR: "", _DICT: {}, _LIST: [], _BOOL: False, _INT: 0, _FLOAT: 0.0}
+_NAMES = {kind: frozenset(spec) for kind, spec in FIELDS.items()}
 
 RUN_FIELDS = {"analyzer": _STR, "tool_version": _STR, "status": _STR, "duration": (int, float),
               "error": _STR, "findings": _LIST}
@@ -76,7 +77,8 @@ def decode(frame: bytes, max_bytes: int = 0) -> Message:
     if max_bytes and len(frame) > max_bytes:
         raise WireError(f"message of {len(frame)} bytes is over the {max_bytes} byte limit")
     try:
-        document = json.loads(frame)
+        # Decoding first spares json.loads guessing the encoding of every frame.
+        document = json.loads(frame.decode("utf-8") if isinstance(frame, bytes) else frame)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WireError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
@@ -96,7 +98,7 @@ def _validate(kind: str, fields: Dict[str, Any]) -> None:
     if kind not in FIELDS:
         raise WireError(f"unknown message type {kind!r}")
     spec = FIELDS[kind]
-    unknown = set(fields) - set(spec)
+    unknown = fields.keys() - _NAMES[kind]
     if unknown:
         raise WireError(f"{kind} message has unknown fields: {', '.join(sorted(unknown))}")
     for name, (kind_of, required) in spec.items():

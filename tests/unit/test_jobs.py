@@ -1,6 +1,8 @@
 """The job queue's rules, on a real SQLite database, with time passed in."""
 
+import contextlib
 import datetime
+import sqlite3
 
 import pytest
 
@@ -59,6 +61,31 @@ def test_a_restarted_monitor_knows_what_was_recorded(db):
     fresh = jobs.Catalog(POLICY)
     assert record(fresh, event("2.10-3")) == "known"
     assert record(fresh, event("2.9-1")) == "seen"
+
+
+def test_a_batch_of_new_packages_is_written_once_with_its_versions(db):
+    catalog = jobs.Catalog(POLICY)
+    for number in range(300):
+        assert catalog.record(event("1.0", package=f"p{number}"), T0) == "queued"
+        assert catalog.record(event("0.9", package=f"p{number}"), T0) == "seen"
+    catalog.flush()
+    rows = db.execute_sql("SELECT p.name, v.number, v.state FROM version v JOIN package p ON p.id = v.package_id")
+    assert sorted(rows) == sorted([(f"p{n}", "1.0", "queued") for n in range(300)]
+                                  + [(f"p{n}", "0.9", "seen") for n in range(300)])
+    assert record(catalog, event("1.0", package="p7")) == "known"       # the cache moved to the real ids
+    assert record(catalog, event("1.1", package="p7")) == "queued"
+
+
+def test_a_package_another_writer_added_meanwhile_is_taken_as_it_is(db, tmp_path):
+    catalog = jobs.Catalog(POLICY)
+    record(catalog, event("1.0"))                   # loads what the fetcher knows
+    with contextlib.closing(sqlite3.connect(tmp_path / "k.db")) as other, other:   # e.g. 'kiskadee analyze'
+        other.execute("INSERT INTO package (fetcher_id, name, created_at)"
+                      " SELECT id, 'jq', '2026-11-28 12:00:00' FROM fetcher WHERE name = 'debian'")
+    assert record(catalog, event("1.7.1", package="jq")) == "queued"
+    rows = db.execute_sql("SELECT p.name, COUNT(v.id) FROM package p LEFT JOIN version v ON v.package_id = p.id"
+                          " GROUP BY p.id ORDER BY p.name")
+    assert list(rows) == [("hello", 1), ("jq", 1)]
 
 
 def test_lease_heartbeat_and_expiry(db):
