@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_diff(commands, database)
     _add_waive(commands, database)
     _add_export(commands, database)
+    _add_retry(commands, database)
     return parser
 
 
@@ -387,6 +388,40 @@ def cmd_export(args, settings: config.Config) -> int:
     else:
         sys.stdout.buffer.write(document)
         sys.stdout.flush()
+    return EXIT_OK
+
+
+def _add_retry(commands, database) -> None:
+    from kiskadee.retry import DEFAULT_STATES, STATES
+
+    cmd = commands.add_parser(
+        "retry", parents=[database], help="put failed, unresolved or analyzed versions back in the queue",
+        description="Put the versions of PKG (those named, or all of it) or of every package back in the "
+                    "analysis queue, with their attempts reset, if they are in one of the given states "
+                    f"(default: {', '.join(DEFAULT_STATES)}). 'done' analyzes versions again, e.g. after "
+                    "enabling an analyzer: the new results replace the old ones. Queued and leased "
+                    "versions are left alone. A running monitor hands them to the next free runner.")
+    cmd.add_argument("package", metavar="PKG", nargs="?")
+    cmd.add_argument("versions", metavar="VERSION", nargs="*")
+    cmd.add_argument("--state", default=",".join(DEFAULT_STATES), metavar="STATE[,STATE...]",
+                     help=f"states to re-queue, of {', '.join(STATES)}")
+    cmd.add_argument("--fetcher", metavar="NAME", help="only packages of this fetcher (debian, anitya...)")
+    cmd.add_argument("-n", "--dry-run", action="store_true", help="list what would be re-queued, change nothing")
+    cmd.set_defaults(func=cmd_retry)
+
+
+def cmd_retry(args, settings: config.Config) -> int:
+    from kiskadee import retry
+
+    _database(args, settings, schema="current")
+    states = [state.strip() for state in args.state.split(",") if state.strip()]
+    versions = retry.requeue(args.package, args.versions, states, fetcher=args.fetcher, dry_run=args.dry_run)
+    for version in versions:
+        why = f": {version.error.splitlines()[0][:120]}" if version.error else ""
+        print(f"{version.fetcher} {version.package} {version.version} ({version.state}{why})")
+    verb = "would re-queue" if args.dry_run else "re-queued"
+    print(f"kiskadee: {verb} {len(versions)} version{'s' if len(versions) != 1 else ''}"
+          + ("" if versions else f" (none in state {', '.join(states)})"), file=sys.stderr)
     return EXIT_OK
 
 
