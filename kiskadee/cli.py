@@ -99,7 +99,7 @@ def _add_images(commands) -> None:
                               description="Build and inspect the images the docker sandbox runs analyzers in.")
     actions = cmd.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    names = dict(metavar="ANALYZER", nargs="*", help="default: every analyzer with a Containerfile")
+    names = dict(metavar="ANALYZER", nargs="*", help="default: every analyzer with a packages list in the containers directory")
     base = actions.add_parser("base", help="make a local base image from the Debian mirror (mmdebstrap)")
     base.add_argument("analyzers", **names)
     base.add_argument("--work-dir", metavar="DIR", help="where to assemble it (a tmpfs is fastest)")

@@ -77,7 +77,7 @@ class DockerSandboxConfig:
     pids_limit: int = 256               # processes and threads each container may have
     tmpfs_mb: int = 256                 # size of the container's writable /tmp
     api_timeout: float = 60.0           # seconds an engine request may take (not the analysis)
-    containers_dir: str = ""            # '' means the Containerfiles shipped with kiskadee
+    containers_dir: str = ""            # '' means the Containerfile shipped with kiskadee
     bootstrap_suite: str = "bookworm"   # 'kiskadee images base': the Debian suite
     bootstrap_mirror: str = ""          # '' means the first mirror in apt's sources
 

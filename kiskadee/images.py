@@ -1,9 +1,10 @@
 """The analyzer images of the docker sandbox: ``kiskadee images base|build|list``.
 
 Each analyzer has a directory under ``packaging/containers`` with a
-``Containerfile`` and a ``packages`` list of Debian packages; the directory
-``packaging/containers`` itself is the build context, so the images share its
-``install-packages`` script. An image is built ``FROM`` a configurable base
+``packages`` list of Debian packages; every image is built from the one
+``Containerfile`` there, with the analyzer's name as its ``ANALYZER``
+argument and ``packaging/containers`` as the build context (so the images
+share its ``install-packages`` script). An image is built ``FROM`` a configurable base
 (``sandbox.docker.base_image``, a Debian image from a registry by default).
 Where no registry can be reached, ``kiskadee images base`` makes the base
 from the Debian mirror apt uses, with mmdebstrap (debootstrap's faster
@@ -29,26 +30,28 @@ log = logging.getLogger(__name__)
 BASE_REPOSITORY = "kiskadee/base"
 SHIPPED_CONTAINERS = Path("/usr/share/kiskadee/containers")
 SOURCE_CONTAINERS = Path(__file__).resolve().parent.parent / "packaging" / "containers"
+CONTAINERFILE = "Containerfile"  # one for every analyzer's image
+PACKAGES = "packages"           # in each analyzer's directory: its Debian packages
 BOOTSTRAP_VARIANT = "apt"       # the Essential packages and apt, plus the analyzers' packages
 
 
 def containers_dir(config: DockerSandboxConfig) -> Path:
-    """Where the Containerfiles are: the configured directory, the installed one, the source tree's."""
+    """Where the Containerfile is: the configured directory, the installed one, the source tree's."""
     candidates = [Path(config.containers_dir)] if config.containers_dir else [SHIPPED_CONTAINERS,
                                                                                SOURCE_CONTAINERS]
     for candidate in candidates:
-        if (candidate / "install-packages").is_file():
+        if (candidate / CONTAINERFILE).is_file() and (candidate / "install-packages").is_file():
             return candidate
-    raise ConfigError(f"no analyzer Containerfiles in {' or '.join(map(str, candidates))}; "
+    raise ConfigError(f"no analyzer {CONTAINERFILE} in {' or '.join(map(str, candidates))}; "
                       "set sandbox.docker.containers_dir")
 
 
 def analyzers_in(directory: Path, wanted: Sequence[str] = ()) -> List[str]:
-    """The analyzers with a Containerfile, or those of ``wanted`` (an error names any without one)."""
-    known = sorted(path.parent.name for path in directory.glob("*/Containerfile"))
+    """The analyzers with a packages list, or those of ``wanted`` (an error names any without one)."""
+    known = sorted(path.parent.name for path in directory.glob(f"*/{PACKAGES}"))
     missing = [name for name in wanted if name not in known]
     if missing:
-        raise ConfigError(f"no Containerfile for {', '.join(missing)} in {directory}; "
+        raise ConfigError(f"no {PACKAGES} list for {', '.join(missing)} in {directory}; "
                           f"known: {', '.join(known)}")
     return list(wanted) or known
 
@@ -57,7 +60,7 @@ def debian_packages(directory: Path, analyzers: Iterable[str]) -> List[str]:
     """The Debian packages the analyzers' images need, from their ``packages`` lists."""
     packages: List[str] = []
     for name in analyzers:
-        for line in (directory / name / "packages").read_text().splitlines():
+        for line in (directory / name / PACKAGES).read_text().splitlines():
             package = line.split("#", 1)[0].strip()
             if package and package not in packages:
                 packages.append(package)
@@ -111,9 +114,9 @@ def build_image(client, directory: Path, analyzer: str, tag: str, base: str, net
 
     log.info("building %s from %s", tag, base)
     try:
-        image, _ = client.images.build(path=str(directory), dockerfile=f"{analyzer}/Containerfile", tag=tag,
-                                       buildargs={"BASE": base}, rm=True, forcerm=True, pull=False,
-                                       network_mode=network or None)
+        image, _ = client.images.build(path=str(directory), dockerfile=CONTAINERFILE, tag=tag,
+                                       buildargs={"BASE": base, "ANALYZER": analyzer}, rm=True, forcerm=True,
+                                       pull=False, network_mode=network or None)
     except docker.errors.BuildError as exc:
         lines = [entry.get("stream", entry.get("error", "")) for entry in exc.build_log]
         raise ImageBuildError(f"building {tag} failed: {exc.msg}{_base_hint(client, base)}\n"
@@ -159,7 +162,7 @@ def make_base(config: DockerSandboxConfig, analyzers: Sequence[str] = (), work_d
 
 def build_all(config: DockerSandboxConfig, analyzers: Sequence[str] = (), base: str = "",
               network: str = "") -> List["tuple[str, str]"]:
-    """Build the analyzers' images (all that have a Containerfile by default); (tag, id) of each."""
+    """Build the analyzers' images (all that have a packages list by default); (tag, id) of each."""
     directory = containers_dir(config)
     client = connect(config)
     return [(image_name(config, name), build_image(client, directory, name, image_name(config, name),

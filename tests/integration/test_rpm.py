@@ -167,8 +167,8 @@ def test_core_package_ships_units_config_and_state_but_not_the_bridge(rpms):
     assert "/usr/lib/systemd/system/kiskadee-fedmsg-hub.service" not in files
     assert {"/usr/lib/sysusers.d/kiskadee.conf", "/usr/lib/tmpfiles.d/kiskadee.conf", "/usr/bin/kiskadee"} <= set(files)
     containers = "/usr/share/kiskadee/containers"
-    assert {f"{containers}/install-packages"} | {f"{containers}/{name}/{part}" for name in ANALYZER_IMAGES
-                                                  for part in ("Containerfile", "packages")} <= set(files)
+    assert {f"{containers}/Containerfile", f"{containers}/install-packages"} | {
+        f"{containers}/{name}/packages" for name in ANALYZER_IMAGES} <= set(files)
     assert rpm_query(rpms["kiskadee"], "-c").split() == ["/etc/kiskadee/kiskadee.toml"]
     owners = rpm_query(rpms["kiskadee"], "--qf", "[%{FILENAMES} %{FILEUSERNAME} %{FILEMODES:perms}\n]")
     assert "/var/lib/kiskadee kiskadee drwxr-xr-x" in owners.splitlines()
