@@ -24,7 +24,7 @@ class Coverage:
 
     mode: str                   # per-file, autotools, cmake or meson
     files_analyzed: int         # translation units analyzed
-    files_failed: int           # not analyzed: did not compile, timed out, over the time budget
+    files_failed: int           # not analyzed: did not compile, timed out, over the budget or the deadline
     fallback: str = ""          # why build mode was not used, when it was tried
     failed_files: str = ""      # 'path: reason' lines, one for each file not analyzed
 
