@@ -22,7 +22,6 @@ from kiskadee.models import Fetcher, Package, Version, utcnow
 
 STATES = ("failed", "unresolved", "done", "seen")   # what can be put back in the queue
 DEFAULT_STATES = ("failed", "unresolved")
-CHUNK = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +59,9 @@ def requeue(package: Optional[str] = None, numbers: Sequence[str] = (), states: 
     with database.atomic():
         versions = list(query)
         if not dry_run:
-            _reset([version.id for version in versions], now or utcnow())
+            (Version.update(state="queued", attempts=0, not_before=None, leased_by="", lease_expires=None,
+                            error="", queued_at=now or utcnow(), started_at=None, finished_at=None)
+             .where(Version.id.in_(query.select(Version.id).order_by())).execute())
     return [Requeued(v.package.fetcher.name, v.package.name, v.number, v.state, v.error) for v in versions]
 
 
@@ -74,10 +75,3 @@ def _check_exists(package: str, numbers: Sequence[str], fetcher: Optional[str]) 
     missing = [number for number in numbers if number not in known]
     if missing:
         raise NotFoundError(f"no version {', '.join(missing)} of {package} in the database")
-
-
-def _reset(ids: List[int], now: datetime.datetime) -> None:
-    for start in range(0, len(ids), CHUNK):
-        (Version.update(state="queued", attempts=0, not_before=None, leased_by="", lease_expires=None,
-                        error="", queued_at=now, started_at=None, finished_at=None)
-         .where(Version.id.in_(ids[start:start + CHUNK])).execute())

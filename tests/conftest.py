@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 from pathlib import Path
@@ -16,6 +17,19 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 HELLO_TARBALL = FIXTURES / "hello_2.10.orig.tar.gz"
 SOURCES = (FIXTURES / "debian" / "Sources").read_text(encoding="utf-8")
+
+
+def unpack_hello(directory: Path) -> Path:
+    """The real hello 2.10 tarball unpacked in ``directory``; its tree."""
+    with tarfile.open(HELLO_TARBALL) as archive:
+        archive.extractall(directory)
+    return directory / "hello-2.10"
+
+
+@pytest.fixture(scope="module")
+def hello_tree(tmp_path_factory) -> Path:
+    """hello 2.10 unpacked once per test module."""
+    return unpack_hello(tmp_path_factory.mktemp("hello"))
 
 
 POOL = {

@@ -1,10 +1,7 @@
 """An analyzer that is missing, crashes, hangs or runs out of memory: recorded, the others still run."""
 
 import sqlite3
-import tarfile
 import time
-
-import pytest
 
 from kiskadee.analysis import analyze_tree
 from kiskadee.analyzers.cppcheck import Cppcheck
@@ -16,14 +13,6 @@ from kiskadee.sandbox.local import LocalSandbox
 from conftest import HELLO_TARBALL, run_kiskadee
 
 GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
-
-
-@pytest.fixture(scope="module")
-def hello_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hello")
-    with tarfile.open(HELLO_TARBALL) as archive:
-        archive.extractall(root)
-    return root / "hello-2.10"
 
 
 def outcomes(runs):

@@ -11,7 +11,6 @@ both sides, build mode included: hello 2.10 is configured and built with
 import collections
 import shutil
 import subprocess
-import tarfile
 
 import pytest
 
@@ -24,7 +23,7 @@ from kiskadee.sandbox import Limits
 from kiskadee.sandbox.docker import DockerSandbox
 from kiskadee.sandbox.local import LocalSandbox
 
-from conftest import FIXTURES, HELLO_TARBALL
+from conftest import FIXTURES, unpack_hello
 from docker_engine import docker_engine  # noqa: F401 (a fixture)
 from test_path_sensitive_planted import PLANTED
 
@@ -70,10 +69,7 @@ def planted(tmp_path_factory, in_docker, docker_engine):
 @pytest.fixture(scope="module")
 def hello(tmp_path_factory, in_docker, docker_engine):
     """hello 2.10 analyzed by gcc in mode 'auto' (its configure: build mode) in docker and locally."""
-    root = tmp_path_factory.mktemp("hello")
-    with tarfile.open(HELLO_TARBALL) as archive:
-        archive.extractall(root)
-    tree = root / "hello-2.10"
+    tree = unpack_hello(tmp_path_factory.mktemp("hello"))
     [docker] = analyze_tree(tree, [Gcc(GccConfig(mode="auto", jobs=2))], in_docker, LIMITS)
     [local] = analyze_tree(tree, [Gcc(GccConfig(mode="auto", jobs=2))], LocalSandbox(), LIMITS)
     return docker, local, docker_engine.kiskadee_containers()

@@ -36,14 +36,6 @@ GENEROUS = Limits(timeout=300, memory_mb=2048, max_output_bytes=64 * 1024**2)
 TIGHT = Limits(timeout=60, memory_mb=256, max_output_bytes=8 * 1024**2)
 
 
-@pytest.fixture(scope="module")
-def hello_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hello")
-    with tarfile.open(HELLO_TARBALL) as archive:
-        archive.extractall(root)
-    return root / "hello-2.10"
-
-
 @pytest.fixture
 def sandbox(docker_engine):
     """The docker backend on the test engine; after each test, no container of kiskadee may remain."""

@@ -7,11 +7,10 @@ flags; the source tree must be left exactly as it was.
 
 import shutil
 import sqlite3
-import tarfile
 
 import pytest
 
-from conftest import FIXTURES, HELLO_TARBALL, run_kiskadee
+from conftest import FIXTURES, run_kiskadee, unpack_hello
 from test_path_sensitive_planted import snapshot
 
 CMAKE = """cmake_minimum_required(VERSION 3.10)
@@ -40,10 +39,7 @@ def analyze(tree, db, mode, analyzers="clang,gcc"):
 @pytest.fixture(scope="module")
 def hello(tmp_path_factory):
     """hello 2.10 unpacked, analyzed in build mode (gcc: configuring costs) and in per-file mode."""
-    root = tmp_path_factory.mktemp("hello")
-    with tarfile.open(HELLO_TARBALL) as archive:
-        archive.extractall(root)
-    tree = root / "hello-2.10"
+    tree = unpack_hello(tmp_path_factory.mktemp("hello"))
     before = snapshot(tree)
     runs = {}
     for mode in ("auto", "per-file"):

@@ -7,7 +7,6 @@ and the other files and analyzers still run.
 import os
 import shutil
 import sqlite3
-import tarfile
 import time
 
 import pytest
@@ -18,7 +17,7 @@ from kiskadee.config import from_mapping
 from kiskadee.sandbox import Limits
 from kiskadee.sandbox.local import LocalSandbox
 
-from conftest import FIXTURES, HELLO_TARBALL, run_kiskadee
+from conftest import FIXTURES, run_kiskadee, unpack_hello
 
 GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
 FAILING_CONFIGURE = """#!/bin/sh
@@ -94,11 +93,10 @@ def leftovers(marker):
 
 
 def test_analyzer_out_of_time_stops_its_build_at_its_deadline_and_the_others_run(tmp_path):
-    with tarfile.open(HELLO_TARBALL) as archive:
-        archive.extractall(tmp_path)
+    tree = unpack_hello(tmp_path)
     started = time.monotonic()
     limits = Limits(timeout=3, memory_mb=4096, max_output_bytes=64 * 1024**2)
-    runs = outcomes(analyze_tree(tmp_path / "hello-2.10", analyzers(["gcc", "flawfinder"]),
+    runs = outcomes(analyze_tree(tree, analyzers(["gcc", "flawfinder"]),
                                  LocalSandbox(), limits))
     gcc = runs["gcc"]
     # Configuring hello alone takes longer than the 1.5 s the driver keeps of the 3 s timeout.
