@@ -3,7 +3,7 @@
 For each analyzer (default: clang, gcc, framac) and each mode, on the same
 unpacked real package (default: GNU hello 2.10, the Debian archive's orig
 tarball in tests/fixtures), it runs the analyzer exactly as a runner would
-(``kiskadee.analysis.analyze_tree``, local sandbox, kiskadee's default limits
+(``kiskadee.analysis.pipeline.analyze_tree``, local sandbox, kiskadee's default limits
 and analyzer settings but the mode) and prints:
 
   WALL    wall-clock seconds of the run (configure and build included in build mode)
@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiskadee.analysis import analyze_tree
-from kiskadee.analyzers import make_analyzers
-from kiskadee.build.units import scan_tree
+from kiskadee.analysis.analyzers import make_analyzers
+from kiskadee.analysis.driver.units import scan_tree
+from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.sandbox.base import Limits
+from kiskadee.analysis.sandbox.local import LocalSandbox
 from kiskadee.config import Config, from_mapping
-from kiskadee.sandbox import Limits
-from kiskadee.sandbox.local import LocalSandbox
 
 HELLO = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "hello_2.10.orig.tar.gz"
 MODES = (("per-file", "per-file"), ("build", "auto"))

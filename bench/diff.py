@@ -35,13 +35,15 @@ import sys
 import time
 from pathlib import Path
 
-from kiskadee import diff, queries
-from kiskadee.analysis import AnalyzerRun
-from kiskadee.db import open_database
-from kiskadee.migrations import LATEST
-from kiskadee.findings import Finding as NewFinding
-from kiskadee.models import SEVERITIES, Analysis, Analyzer, Finding, Version
-from kiskadee.store import VersionKey, record_analysis
+from kiskadee.core.findings import SEVERITIES
+from kiskadee.core.findings import Finding as NewFinding
+from kiskadee.core.runs import AnalyzerRun
+from kiskadee.results import diff
+from kiskadee.store import queries
+from kiskadee.store.db import open_database
+from kiskadee.store.migrations import LATEST
+from kiskadee.store.models import Analysis, Analyzer, Finding, Version
+from kiskadee.store.results import VersionKey, record_analysis
 
 CACHE = Path.home() / ".cache" / "kiskadee-bench"
 CHURN = 0.05

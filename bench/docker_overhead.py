@@ -24,13 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from kiskadee.analysis import analyze_tree  # noqa: E402
-from kiskadee.analyzers.cppcheck import Cppcheck  # noqa: E402
-from kiskadee.analyzers.flawfinder import Flawfinder  # noqa: E402
+from kiskadee.analysis.analyzers.cppcheck import Cppcheck  # noqa: E402
+from kiskadee.analysis.analyzers.flawfinder import Flawfinder  # noqa: E402
+from kiskadee.analysis.pipeline import analyze_tree  # noqa: E402
+from kiskadee.analysis.sandbox.base import Limits  # noqa: E402
+from kiskadee.analysis.sandbox.docker import DockerSandbox  # noqa: E402
+from kiskadee.analysis.sandbox.local import LocalSandbox  # noqa: E402
 from kiskadee.config import CppcheckConfig, DockerSandboxConfig, FlawfinderConfig  # noqa: E402
-from kiskadee.sandbox import Limits  # noqa: E402
-from kiskadee.sandbox.docker import DockerSandbox  # noqa: E402
-from kiskadee.sandbox.local import LocalSandbox  # noqa: E402
 
 LIMITS = Limits(timeout=600, memory_mb=2048, max_output_bytes=256 * 1024**2)
 

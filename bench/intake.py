@@ -6,7 +6,7 @@ fresh SQLite database:
     event, until all are recorded: events per second (target >= 20,000/s);
   - second pass over the unchanged index: seconds until all are processed
     (target < 1 s; they are all known, so nothing is written).
-Events go through kiskadee.intake.IntakeSender, the protocol fetchers use: a
+Events go through kiskadee.service.intake.IntakeSender, the protocol fetchers use: a
 pass ends when the monitor has acknowledged (so committed) every event of
 it. The original kiskadee slept two seconds per package.
 
@@ -26,9 +26,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from kiskadee import wire
-from kiskadee.fetchers.debian import apt_mirror, parse_sources
-from kiskadee.intake import IntakeSender
+from kiskadee.service import wire
+from kiskadee.service.intake import IntakeSender
+from kiskadee.sources.debian import apt_mirror, parse_sources
 
 CACHE = Path.home() / ".cache" / "kiskadee-bench"
 

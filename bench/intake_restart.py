@@ -1,7 +1,7 @@
 """Lossless intake: a monitor killed (SIGKILL) several times while a producer keeps sending.
 
 A real monitor process on ipc sockets and a fresh SQLite database; the
-producer is kiskadee.intake.IntakeSender at a steady rate. Two ways to
+producer is kiskadee.service.intake.IntakeSender at a steady rate. Two ways to
 restart, both measured:
   - activated: the bench holds the listening sockets and passes them to
     each monitor as systemd's socket units do (LISTEN_FDS, zmq.USE_FD);
@@ -26,8 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-from kiskadee.fetchers import SourceEvent
-from kiskadee.intake import IntakeSender
+from kiskadee.core.events import SourceEvent
+from kiskadee.service.intake import IntakeSender
 
 ACTIVATE = """
 import os, sys

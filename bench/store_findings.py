@@ -35,13 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiskadee import store
-from kiskadee.analysis import AnalyzerRun
-from kiskadee.db import open_database
-from kiskadee.findings import Finding
-from kiskadee.migrations import MIGRATIONS
-from kiskadee.models import SEVERITIES
-from kiskadee.store import FINDING_COLUMNS, VersionKey
+from kiskadee.core.findings import SEVERITIES, Finding
+from kiskadee.core.runs import AnalyzerRun
+from kiskadee.store import results as store
+from kiskadee.store.db import open_database
+from kiskadee.store.migrations import MIGRATIONS
+from kiskadee.store.results import FINDING_COLUMNS, VersionKey
 
 TARGET = 100_000
 DIRS = ["src", "lib", "src/core", "src/net", "lib/compat", "tests", "tools", "src/crypto",

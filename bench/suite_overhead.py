@@ -55,12 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from intake import CACHE, bookworm_index  # noqa: E402  (the cached, parsed bookworm Sources index)
 
+from kiskadee.analysis.sandbox.local import resolve_program  # noqa: E402
 from kiskadee.config import AnalysisConfig  # noqa: E402
-from kiskadee.download import download  # noqa: E402
-from kiskadee.fetchers import sha256_file  # noqa: E402
-from kiskadee.fetchers.debian import SourceFile, SourcePackage, apt_mirror  # noqa: E402
-from kiskadee.sandbox.local import resolve_program  # noqa: E402
-from kiskadee.source import unpack_source  # noqa: E402
+from kiskadee.sources.debian import SourceFile, SourcePackage, apt_mirror  # noqa: E402
+from kiskadee.sources.download import download  # noqa: E402
+from kiskadee.sources.fetcher import sha256_file  # noqa: E402
+from kiskadee.sources.prepare import unpack_source  # noqa: E402
 
 # Submission order matters: jobs are leased oldest first, so with two runners
 # the 1st and 2nd go out at once and the 3rd and 4th to whichever frees first.

@@ -43,9 +43,8 @@ from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from suite_overhead import (  # noqa: E402
-    DEFAULT_PACKAGES, DirectBatch, common_arguments, describe, fetch_batch, interference, list_schedule,
-    run_suite)
+from suite_overhead import (DEFAULT_PACKAGES, DirectBatch, common_arguments, describe, fetch_batch,  # noqa: E402
+                            interference, list_schedule, run_suite)
 
 # The batch of bench/suite_overhead.py (cppcheck 10-17 s each) and two small
 # packages at the end (figlet, cmatrix: about 6 s of cppcheck each) that fill

@@ -7,15 +7,18 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from kiskadee import __version__, config, logs, queries, report
-from kiskadee.analysis import analyze_tree
-from kiskadee.analyzers import make_analyzers, registry
-from kiskadee.db import open_database
+from kiskadee import __version__, config, logs
+from kiskadee.analysis.analyzers import make_analyzers, registry
+from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.sandbox import make_sandbox
+from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE, KiskadeeError
-from kiskadee.migrations import LATEST, current_version, upgrade
-from kiskadee.sandbox import Limits, make_sandbox
-from kiskadee.source import guess_name_version, is_url, prepared
-from kiskadee.store import VersionKey, record_analysis
+from kiskadee.results import render
+from kiskadee.sources.prepare import guess_name_version, is_url, prepared
+from kiskadee.store import queries
+from kiskadee.store.db import open_database
+from kiskadee.store.migrations import LATEST, current_version, upgrade
+from kiskadee.store.results import VersionKey, record_analysis
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +184,7 @@ def cmd_analyze(args, settings: config.Config) -> int:
         runs = analyze_tree(source.root, analyzers, sandbox, limits, progress, analysis.work_dir or None)
     version = record_analysis(key, runs, source_url=source.url, sha256=source.sha256, db=db)
     if not args.quiet:
-        print(report.version_text(queries.version_report(version, top=args.top)))
+        print(render.version_text(queries.version_report(version, top=args.top)))
     incomplete = [run for run in runs if run.status in ("failed", "timeout")]
     return EXIT_ANALYSIS_INCOMPLETE if incomplete else EXIT_OK
 
@@ -196,14 +199,14 @@ def _progress(key: VersionKey) -> Callable[[str], None]:
 def cmd_packages(args, settings: config.Config) -> int:
     _database(args, settings, schema="current")
     summaries = queries.package_summaries()
-    print(report.as_json(summaries) if args.format == "json" else report.packages_table(summaries))
+    print(render.as_json(summaries) if args.format == "json" else render.packages_table(summaries))
     return EXIT_OK
 
 
 def cmd_show(args, settings: config.Config) -> int:
     _database(args, settings, schema="current")
     data = queries.version_report(queries.find_version(args.package, args.version), top=args.top)
-    print(report.as_json(data) if args.format == "json" else report.version_text(data))
+    print(render.as_json(data) if args.format == "json" else render.version_text(data))
     return EXIT_OK
 
 
@@ -224,27 +227,27 @@ def cmd_db_status(args, settings: config.Config) -> int:
 
 
 def cmd_monitor(args, settings: config.Config) -> int:
-    from kiskadee.monitor import Monitor
+    from kiskadee.service.monitor import Monitor
 
     return Monitor(_with_database(args, settings)).serve()
 
 
 def cmd_runner(args, settings: config.Config) -> int:
-    from kiskadee.runner import RunnerService
+    from kiskadee.service.runner import RunnerService
 
     return RunnerService(settings, args.name).serve()
 
 
 def cmd_run(args, settings: config.Config) -> int:
-    from kiskadee import supervisor
+    from kiskadee.service import supervisor
 
     verbosity = -1 if args.quiet else args.verbose
     return supervisor.run(settings, args.config, verbosity)
 
 
 def cmd_submit(args, settings: config.Config) -> int:
-    from kiskadee.fetchers import SourceEvent
-    from kiskadee.intake import IntakeSender
+    from kiskadee.core.events import SourceEvent
+    from kiskadee.service.intake import IntakeSender
 
     source = args.source if is_url(args.source) else str(Path(args.source).resolve())
     with IntakeSender(settings.service.intake_endpoint) as intake:
@@ -254,8 +257,8 @@ def cmd_submit(args, settings: config.Config) -> int:
 
 
 def cmd_fetch(args, settings: config.Config) -> int:
-    from kiskadee.fetchers import make_fetcher
-    from kiskadee.intake import IntakeSender
+    from kiskadee.service.intake import IntakeSender
+    from kiskadee.sources import make_fetcher
 
     fetcher = make_fetcher(args.fetcher, settings)
     with IntakeSender(settings.service.intake_endpoint) as intake:
@@ -266,14 +269,14 @@ def cmd_fetch(args, settings: config.Config) -> int:
 
 
 def cmd_images_base(args, settings: config.Config) -> int:
-    from kiskadee import images
+    from kiskadee.analysis import images
 
     print(f"built {images.make_base(settings.sandbox.docker, args.analyzers, args.work_dir)}")
     return EXIT_OK
 
 
 def cmd_images_build(args, settings: config.Config) -> int:
-    from kiskadee import images
+    from kiskadee.analysis import images
 
     docker = settings.sandbox.docker
     base = images.make_base(docker, args.analyzers, args.work_dir) if args.bootstrap else args.base
@@ -283,7 +286,7 @@ def cmd_images_build(args, settings: config.Config) -> int:
 
 
 def cmd_images_list(args, settings: config.Config) -> int:
-    from kiskadee import images
+    from kiskadee.analysis import images
 
     for image in images.describe(settings.sandbox.docker, settings.analyzers, args.analyzers):
         print(f"{image['analyzer']:<12} {image['version']:<10} {image['image']} {image['id'][:19]}")
@@ -307,7 +310,7 @@ def _add_diff(commands, database) -> None:
 
 
 def _add_waive(commands, database) -> None:
-    from kiskadee.waivers import KINDS
+    from kiskadee.store.waivers import KINDS
 
     cmd = commands.add_parser(
         "waive", parents=[database], help="record a verdict on a finding, for every version that has it",
@@ -323,7 +326,7 @@ def _add_waive(commands, database) -> None:
 
 
 def _add_export(commands, database) -> None:
-    from kiskadee.export import FORMATS
+    from kiskadee.results.export import FORMATS
 
     cmd = commands.add_parser(
         "export", parents=[database], help="write a version's results as SARIF, Firehose XML or JSON",
@@ -339,17 +342,17 @@ def _add_export(commands, database) -> None:
 
 
 def cmd_diff(args, settings: config.Config) -> int:
-    from kiskadee import diff
+    from kiskadee.results import diff
 
     _database(args, settings, schema="current")
     old, new = diff.resolve(args.package, args.versions)
     data = diff.as_data(diff.compare(old, new), unchanged=args.all)
-    print(report.as_json(data) if args.format == "json" else diff.as_text(data, unchanged=args.all))
+    print(render.as_json(data) if args.format == "json" else diff.as_text(data, unchanged=args.all))
     return EXIT_OK
 
 
 def cmd_waive(args, settings: config.Config) -> int:
-    from kiskadee import waivers
+    from kiskadee.store import waivers
 
     if not args.remove and not args.kind:
         print("kiskadee: error: waive needs --as KIND (or --remove)", file=sys.stderr)
@@ -378,7 +381,7 @@ def _user() -> str:
 
 
 def cmd_export(args, settings: config.Config) -> int:
-    from kiskadee import export
+    from kiskadee.results import export
 
     _database(args, settings, schema="current")
     document = export.render(export.collect(queries.find_version(args.package, args.version), args.analyzer),
@@ -392,7 +395,7 @@ def cmd_export(args, settings: config.Config) -> int:
 
 
 def _add_retry(commands, database) -> None:
-    from kiskadee.retry import DEFAULT_STATES, STATES
+    from kiskadee.store.retry import DEFAULT_STATES, STATES
 
     cmd = commands.add_parser(
         "retry", parents=[database], help="put failed, unresolved or analyzed versions back in the queue",
@@ -411,7 +414,7 @@ def _add_retry(commands, database) -> None:
 
 
 def cmd_retry(args, settings: config.Config) -> int:
-    from kiskadee import retry
+    from kiskadee.store import retry
 
     _database(args, settings, schema="current")
     states = [state.strip() for state in args.state.split(",") if state.strip()]
@@ -426,7 +429,7 @@ def cmd_retry(args, settings: config.Config) -> int:
 
 
 def cmd_status(args, settings: config.Config) -> int:
-    from kiskadee import status
+    from kiskadee.results import status
 
     return status.show(_with_database(args, settings), args.format)
 

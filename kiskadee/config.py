@@ -67,7 +67,7 @@ class AnalysisConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DockerSandboxConfig:
-    """The docker backend (kiskadee.sandbox.docker) and its images (kiskadee images)."""
+    """The docker backend (kiskadee.analysis.sandbox.docker) and its images (kiskadee images)."""
 
     url: str = ""                       # engine address; '' means $DOCKER_HOST, else the local socket
     image: str = "kiskadee/{analyzer}:latest"   # the image each analyzer runs in

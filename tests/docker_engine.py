@@ -27,8 +27,8 @@ import docker
 import pytest
 
 from kiskadee.config import DockerSandboxConfig
-from kiskadee.images import SOURCE_CONTAINERS, base_tag, debian_packages
-from kiskadee.sandbox.docker import LABEL
+from kiskadee.analysis.images import base_tag, debian_packages, SOURCE_CONTAINERS
+from kiskadee.analysis.sandbox.docker import LABEL
 
 from conftest import run_kiskadee
 

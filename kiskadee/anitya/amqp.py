@@ -32,9 +32,9 @@ from fedora_messaging.exceptions import Drop, Nack
 from kiskadee import config
 from kiskadee.anitya.messages import MessageError, normalize, prepare
 from kiskadee.anitya.outbox import Tally
+from kiskadee.core.events import SourceEvent
 from kiskadee.errors import KiskadeeError
-from kiskadee.fetchers import SourceEvent
-from kiskadee.intake import IntakeSender
+from kiskadee.service.intake import IntakeSender
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import functools
 import re
 from typing import Any, Callable, Dict, List, Tuple
 
-from kiskadee.fetchers import SourceEvent
+from kiskadee.core.events import SourceEvent
 
 V1_TOPIC = "anitya.project.version.update"
 V2_TOPIC = V1_TOPIC + ".v2"
@@ -163,7 +163,7 @@ def _validator(name: str) -> Callable[[dict], Any]:
     fastjsonschema rather than jsonschema, which takes milliseconds per real
     v2 message (it walks every item of the three version lists).
     """
-    import anitya_schema             # an extra's dependency: imported only when messages arrive
+    import anitya_schema  # an extra's dependency: imported only when messages arrive
     import fastjsonschema
 
     return fastjsonschema.compile(getattr(anitya_schema, name).body_schema)

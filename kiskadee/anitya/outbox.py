@@ -23,10 +23,10 @@ from typing import Deque, Optional
 
 import zmq
 
-from kiskadee import wire
+from kiskadee.core.events import SourceEvent
 from kiskadee.errors import KiskadeeError
-from kiskadee.fetchers import SourceEvent
-from kiskadee.intake import WINDOW, IntakeSender, MonitorUnavailable
+from kiskadee.service import wire
+from kiskadee.service.intake import WINDOW, IntakeSender, MonitorUnavailable
 
 log = logging.getLogger(__name__)
 

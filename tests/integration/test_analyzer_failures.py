@@ -3,12 +3,12 @@
 import sqlite3
 import time
 
-from kiskadee.analysis import analyze_tree
-from kiskadee.analyzers.cppcheck import Cppcheck
-from kiskadee.analyzers.flawfinder import Flawfinder
+from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.analyzers.cppcheck import Cppcheck
+from kiskadee.analysis.analyzers.flawfinder import Flawfinder
 from kiskadee.config import CppcheckConfig, FlawfinderConfig
-from kiskadee.sandbox import Limits
-from kiskadee.sandbox.local import LocalSandbox
+from kiskadee.analysis.sandbox.base import Limits
+from kiskadee.analysis.sandbox.local import LocalSandbox
 
 from conftest import HELLO_TARBALL, run_kiskadee
 

@@ -13,8 +13,8 @@ import pytest
 
 from kiskadee import config
 from kiskadee.errors import ConfigError, TransientSourceError
-from kiskadee.fetchers import make_fetcher
-from kiskadee.intake import IntakeSender
+from kiskadee.sources import make_fetcher
+from kiskadee.service.intake import IntakeSender
 
 from conftest import run_kiskadee
 from test_resolution import Backends, anitya_event, c_tarball, sha256

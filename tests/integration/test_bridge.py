@@ -21,7 +21,7 @@ import pytest
 import zmq
 
 from kiskadee.anitya.messages import normalize
-from kiskadee.anitya.outbox import STOP_SECONDS, Outbox, Tally
+from kiskadee.anitya.outbox import Outbox, STOP_SECONDS, Tally
 
 from test_service_suite import Suite, wait_until
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kiskadee.errors import SourceError
-from kiskadee.fetchers import sha256_file
-from kiskadee.fetchers.debian import DebianFetcher, main_tarball, parse_sources
+from kiskadee.sources.fetcher import sha256_file
+from kiskadee.sources.debian import DebianFetcher, main_tarball, parse_sources
 
 from conftest import SOURCES
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kiskadee.errors import SourceError
-from kiskadee.fetchers import sha256_file
-from kiskadee.fetchers.directory import DirectoryFetcher, parse_name
+from kiskadee.sources.fetcher import sha256_file
+from kiskadee.sources.directory import DirectoryFetcher, parse_name
 
 HELLO_ORIG = Path(__file__).resolve().parent.parent / "fixtures" / "hello_2.10.orig.tar.gz"
 HELLO_SHA256 = "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b"
@@ -117,7 +117,7 @@ def test_unparsable_and_other_files_are_skipped_and_logged_once(folder, fetcher,
     drop(folder, "README", b"read me")
     drop(folder, "snapshot.tar.gz", b"no version")
     drop(folder, "hello-2.10.tar.gz", b"hello")
-    with caplog.at_level(logging.WARNING, logger="kiskadee.fetchers.directory"):
+    with caplog.at_level(logging.WARNING, logger="kiskadee.sources.directory"):
         assert announced(fetcher) == [("hello", "2.10")]
         assert announced(fetcher) == []
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -14,14 +14,14 @@ import subprocess
 
 import pytest
 
-from kiskadee.analysis import analyze_tree
-from kiskadee.analyzers.clang import Clang
-from kiskadee.analyzers.framac import FramaC
-from kiskadee.analyzers.gcc import Gcc
+from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.analyzers.clang import Clang
+from kiskadee.analysis.analyzers.framac import FramaC
+from kiskadee.analysis.analyzers.gcc import Gcc
 from kiskadee.config import ClangConfig, FramacConfig, GccConfig
-from kiskadee.sandbox import Limits
-from kiskadee.sandbox.docker import DockerSandbox
-from kiskadee.sandbox.local import LocalSandbox
+from kiskadee.analysis.sandbox.base import Limits
+from kiskadee.analysis.sandbox.docker import DockerSandbox
+from kiskadee.analysis.sandbox.local import LocalSandbox
 
 from conftest import FIXTURES, unpack_hello
 from docker_engine import docker_engine  # noqa: F401 (a fixture)

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from kiskadee.analysis import analyze_tree, tool_version
-from kiskadee.analyzers import make_analyzers
-from kiskadee.analyzers.cppcheck import Cppcheck
-from kiskadee.analyzers.flawfinder import Flawfinder
+from kiskadee.analysis.pipeline import analyze_tree, tool_version
+from kiskadee.analysis.analyzers import make_analyzers
+from kiskadee.analysis.analyzers.cppcheck import Cppcheck
+from kiskadee.analysis.analyzers.flawfinder import Flawfinder
 from kiskadee.config import AnalyzersConfig, CppcheckConfig, DockerSandboxConfig, FlawfinderConfig
 from kiskadee.errors import SandboxUnavailable
-from kiskadee.images import SOURCE_CONTAINERS, analyzers_in
-from kiskadee.sandbox import Limits
-from kiskadee.sandbox.docker import DockerSandbox
-from kiskadee.sandbox.local import LocalSandbox
+from kiskadee.analysis.images import analyzers_in, SOURCE_CONTAINERS
+from kiskadee.analysis.sandbox.base import Limits
+from kiskadee.analysis.sandbox.docker import DockerSandbox
+from kiskadee.analysis.sandbox.local import LocalSandbox
 
 from conftest import HELLO_TARBALL, run_kiskadee
 from docker_engine import docker_engine  # noqa: F401 (a fixture)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import zmq
 
-from kiskadee.fetchers import SourceEvent
-from kiskadee.intake import IntakeSender, MonitorUnavailable
+from kiskadee.core.events import SourceEvent
+from kiskadee.service.intake import IntakeSender, MonitorUnavailable
 
 # Starts a command the way systemd starts a socket-activated service: the
 # listening sockets as file descriptors 3 and 4, named by LISTEN_FDNAMES.

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from kiskadee.analysis import analyze_tree
-from kiskadee.analyzers import make_analyzers
+from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.analyzers import make_analyzers
 from kiskadee.config import from_mapping
-from kiskadee.sandbox import Limits
-from kiskadee.sandbox.local import LocalSandbox
+from kiskadee.analysis.sandbox.base import Limits
+from kiskadee.analysis.sandbox.local import LocalSandbox
 
 from conftest import FIXTURES, run_kiskadee, unpack_hello
 

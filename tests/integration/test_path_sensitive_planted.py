@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from kiskadee.analyzers.framac import ALARMS
+from kiskadee.analysis.analyzers.framac import ALARMS
 from kiskadee.config import ClangConfig, GccConfig
 
 from conftest import FIXTURES, run_kiskadee

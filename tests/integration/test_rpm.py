@@ -300,8 +300,8 @@ def test_a_stalled_monitor_misses_its_watchdog_and_is_restarted(machine):
 
 PRODUCER = """
 import sys
-from kiskadee.fetchers import SourceEvent
-from kiskadee.intake import IntakeSender
+from kiskadee.core.events import SourceEvent
+from kiskadee.service.intake import IntakeSender
 import time
 with IntakeSender("ipc:///run/kiskadee/intake.sock") as intake:
     for i in range(10000):
@@ -339,11 +339,11 @@ def test_monitor_killed_twice_under_a_steady_stream_loses_no_event(machine):
 def test_the_journal_holds_the_services_logs_with_their_priorities(machine):
     monitor = {entry["MESSAGE"]: entry["PRIORITY"] for entry in journal(machine, "kiskadee-monitor.service")}
     runner = {entry["MESSAGE"]: entry["PRIORITY"] for entry in journal(machine, "kiskadee-runner@1.service")}
-    assert monitor.get("kiskadee.service: monitor ready") == "6"
+    assert monitor.get("kiskadee.service.loop: monitor ready") == "6"
     assert [p for m, p in monitor.items() if "KISKADEE_TEST_STALL_AFTER is set" in m] == ["4"]
-    assert any(m.startswith("kiskadee.runner: job ") and p == "6" for m, p in runner.items()), runner
+    assert any(m.startswith("kiskadee.service.runner: job ") and p == "6" for m, p in runner.items()), runner
     both = machine.run("journalctl -q --no-pager -u 'kiskadee*' -o cat")
-    assert "kiskadee.monitor: job " in both and "kiskadee.runner: runner " in both
+    assert "kiskadee.service.monitor: job " in both and "kiskadee.service.runner: runner " in both
 
 
 def test_stopping_the_target_ends_every_service_cleanly(machine):
@@ -356,6 +356,6 @@ def test_stopping_the_target_ends_every_service_cleanly(machine):
         assert machine.show(unit, "Result") == "success", unit
     assert machine.run("test -e /run/kiskadee/intake.sock || echo gone").strip() == "gone"
     messages = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
-    assert "kiskadee.service: monitor stopping" in messages[-6:], messages[-6:]
-    assert "kiskadee.service: runner stopping" in [entry["MESSAGE"] for entry in
+    assert "kiskadee.service.loop: monitor stopping" in messages[-6:], messages[-6:]
+    assert "kiskadee.service.loop: runner stopping" in [entry["MESSAGE"] for entry in
                                                    journal(machine, "kiskadee-runner@1.service")]

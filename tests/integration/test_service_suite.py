@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from kiskadee import wire
+from kiskadee.service import wire
 
 from conftest import HELLO_TARBALL, SOURCES, run_kiskadee
 
@@ -140,7 +140,7 @@ def test_debian_fetcher_through_monitor_and_runner(short_tmp, mirror):
 
 def push_frames(suite, frames):
     context = zmq.Context()
-    sock = context.socket(zmq.DEALER)     # the intake is a ROUTER (kiskadee.intake)
+    sock = context.socket(zmq.DEALER)     # the intake is a ROUTER (kiskadee.service.intake)
     sock.setsockopt(zmq.LINGER, 10_000)
     sock.connect(f"ipc://{suite.root / 'run' / 'intake.sock'}")
     for frame in frames:

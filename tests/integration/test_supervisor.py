@@ -1,4 +1,4 @@
-"""``kiskadee run`` (kiskadee.supervisor) with its real children: monitor, runners, fetchers."""
+"""``kiskadee run`` (kiskadee.service.supervisor) with its real children: monitor, runners, fetchers."""
 
 import os
 import shutil

@@ -5,9 +5,9 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from kiskadee.analyzers import ReportError
-from kiskadee.analyzers.cppcheck import Cppcheck
-from kiskadee.analyzers.flawfinder import Flawfinder
+from kiskadee.analysis.analyzers.base import ReportError
+from kiskadee.analysis.analyzers.cppcheck import Cppcheck
+from kiskadee.analysis.analyzers.flawfinder import Flawfinder
 from kiskadee.config import CppcheckConfig, FlawfinderConfig
 
 from conftest import FIXTURES

@@ -8,7 +8,7 @@ import pytest
 
 from kiskadee.anitya.messages import MessageError, normalize, topics
 from kiskadee.anitya.outbox import source_frame
-from kiskadee.intake import event_frame
+from kiskadee.service.intake import event_frame
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anitya"
 V1, V2 = topics("org.release-monitoring.prod")

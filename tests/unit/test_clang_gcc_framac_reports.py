@@ -5,14 +5,15 @@ import json
 
 import pytest
 
-from kiskadee.analyzers import ReportError, make_analyzers
-from kiskadee.analyzers.checkers import classify
-from kiskadee.analyzers.clang import Clang
-from kiskadee.analyzers.framac import ALARMS, FramaC
-from kiskadee.analyzers.gcc import Gcc
-from kiskadee.build import index
-from kiskadee.build.tools import entry_points, gcc_diagnostics
-from kiskadee.config import ClangConfig, FramacConfig, GccConfig, from_mapping
+from kiskadee.analysis.analyzers.base import ReportError
+from kiskadee.analysis.analyzers import make_analyzers
+from kiskadee.analysis.analyzers.checkers import classify
+from kiskadee.analysis.analyzers.clang import Clang
+from kiskadee.analysis.analyzers.framac import ALARMS, FramaC
+from kiskadee.analysis.analyzers.gcc import Gcc
+from kiskadee.analysis.driver import index
+from kiskadee.analysis.driver.tools import entry_points, gcc_diagnostics
+from kiskadee.config import ClangConfig, FramacConfig, from_mapping, GccConfig
 from kiskadee.errors import ConfigError
 
 from conftest import FIXTURES
@@ -145,8 +146,8 @@ def test_unknown_mode_is_a_configuration_error():
 
 
 def test_coverage_travels_in_result_messages():
-    from kiskadee import wire
-    from kiskadee.analysis import AnalyzerRun
+    from kiskadee.service import wire
+    from kiskadee.core.runs import AnalyzerRun
 
     run = AnalyzerRun("gcc", "12.2.0", "ok", 1.5, mode="autotools", files_analyzed=21, files_failed=1,
                       fallback="", failed_files="lib/a.c: error: x")

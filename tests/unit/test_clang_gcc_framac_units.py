@@ -3,10 +3,10 @@
 import json
 import shutil
 
-from kiskadee.build import buildmode
-from kiskadee.build.compiledb import kept_flags, read_units
-from kiskadee.build.index import source_path
-from kiskadee.build.units import include_order, per_file_units
+from kiskadee.analysis.driver import buildmode
+from kiskadee.analysis.driver.compiledb import kept_flags, read_units
+from kiskadee.analysis.driver.index import source_path
+from kiskadee.analysis.driver.units import include_order, per_file_units
 
 from conftest import FIXTURES
 

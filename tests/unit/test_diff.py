@@ -10,13 +10,15 @@ import sqlite3
 
 import pytest
 
-from kiskadee import diff, lineage, queries, ranking, waivers
-from kiskadee.analysis import AnalyzerRun
-from kiskadee.db import open_database
+from kiskadee.results import diff
+from kiskadee.store import lineage, queries, waivers
+from kiskadee.core import ranking
+from kiskadee.core.runs import AnalyzerRun
+from kiskadee.store.db import open_database
 from kiskadee.errors import NotFoundError, UsageError
-from kiskadee.findings import Finding
-from kiskadee.models import Version
-from kiskadee.store import VersionKey, record_analysis
+from kiskadee.core.findings import Finding
+from kiskadee.store.models import Version
+from kiskadee.store.results import record_analysis, VersionKey
 
 
 @pytest.fixture

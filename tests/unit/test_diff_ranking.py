@@ -1,7 +1,7 @@
 """The rank's CWE classes and survival term."""
 
-from kiskadee import ranking
-from kiskadee.findings import Finding
+from kiskadee.core import ranking
+from kiskadee.core.findings import Finding
 
 
 def ranked(*cwes):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from kiskadee.findings import Finding, assign_fingerprints
+from kiskadee.core.findings import assign_fingerprints, Finding
 
 
 def tree(root: Path, top: str, text: str) -> Path:

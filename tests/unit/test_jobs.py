@@ -6,14 +6,15 @@ import sqlite3
 
 import pytest
 
-from kiskadee import jobs
-from kiskadee.analysis import AnalyzerRun
-from kiskadee.db import open_database
-from kiskadee.findings import Finding
-from kiskadee.models import Analysis, Finding as FindingRow, Version
+from kiskadee.store import queue
+from kiskadee.store.catalog import Catalog
+from kiskadee.core.runs import AnalyzerRun
+from kiskadee.store.db import open_database
+from kiskadee.core.findings import Finding
+from kiskadee.store.models import Analysis, Finding as FindingRow, Version
 
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
-POLICY = jobs.QueuePolicy(lease_seconds=60, max_attempts=2, backoff_seconds=10)
+POLICY = queue.QueuePolicy(lease_seconds=60, max_attempts=2, backoff_seconds=10)
 
 
 @pytest.fixture
@@ -35,14 +36,14 @@ def record(catalog, source_event, now=T0):
 
 
 def test_repeated_event_changes_nothing(db):
-    catalog = jobs.Catalog(POLICY)
+    catalog = Catalog(POLICY)
     outcomes = [record(catalog, event("2.10-3")) for _ in range(1000)]
     assert outcomes[0] == "queued" and set(outcomes[1:]) == {"known"}
     assert Version.select().count() == 1
 
 
 def test_newest_policy_uses_the_fetchers_version_rules(db):
-    catalog = jobs.Catalog(POLICY)
+    catalog = Catalog(POLICY)
     assert record(catalog, event("2.10-3")) == "queued"
     assert record(catalog, event("2.10~rc1-1")) == "seen"       # older by Debian rules
     assert record(catalog, event("2.10-6")) == "queued"
@@ -51,20 +52,20 @@ def test_newest_policy_uses_the_fetchers_version_rules(db):
 
 
 def test_every_policy_queues_older_versions_too(db):
-    catalog = jobs.Catalog(jobs.QueuePolicy(analyze="every"))
+    catalog = Catalog(queue.QueuePolicy(analyze="every"))
     record(catalog, event("2.0"))
     assert record(catalog, event("1.0")) == "queued"
 
 
 def test_a_restarted_monitor_knows_what_was_recorded(db):
-    record(jobs.Catalog(POLICY), event("2.10-3"))
-    fresh = jobs.Catalog(POLICY)
+    record(Catalog(POLICY), event("2.10-3"))
+    fresh = Catalog(POLICY)
     assert record(fresh, event("2.10-3")) == "known"
     assert record(fresh, event("2.9-1")) == "seen"
 
 
 def test_a_batch_of_new_packages_is_written_once_with_its_versions(db):
-    catalog = jobs.Catalog(POLICY)
+    catalog = Catalog(POLICY)
     for number in range(300):
         assert catalog.record(event("1.0", package=f"p{number}"), T0) == "queued"
         assert catalog.record(event("0.9", package=f"p{number}"), T0) == "seen"
@@ -77,7 +78,7 @@ def test_a_batch_of_new_packages_is_written_once_with_its_versions(db):
 
 
 def test_a_package_another_writer_added_meanwhile_is_taken_as_it_is(db, tmp_path):
-    catalog = jobs.Catalog(POLICY)
+    catalog = Catalog(POLICY)
     record(catalog, event("1.0"))                   # loads what the fetcher knows
     with contextlib.closing(sqlite3.connect(tmp_path / "k.db")) as other, other:   # e.g. 'kiskadee analyze'
         other.execute("INSERT INTO package (fetcher_id, name, created_at)"
@@ -89,52 +90,52 @@ def test_a_package_another_writer_added_meanwhile_is_taken_as_it_is(db, tmp_path
 
 
 def test_lease_heartbeat_and_expiry(db):
-    record(jobs.Catalog(POLICY), event("2.10-3"))
-    job = jobs.lease("r1", POLICY, T0)
+    record(Catalog(POLICY), event("2.10-3"))
+    job = queue.lease("r1", POLICY, T0)
     assert (job.state, job.leased_by, job.attempts) == ("leased", "r1", 1)
-    assert jobs.lease("r2", POLICY, T0) is None                   # nothing else queued
-    assert jobs.heartbeat(job.id, "r1", POLICY, T0 + datetime.timedelta(seconds=50))
-    assert not jobs.heartbeat(job.id, "r2", POLICY, T0)           # r2 does not hold it
-    assert jobs.expire_leases(POLICY, T0 + datetime.timedelta(seconds=100)) == []   # extended to 110 s
-    expired = jobs.expire_leases(POLICY, T0 + datetime.timedelta(seconds=111))
+    assert queue.lease("r2", POLICY, T0) is None                   # nothing else queued
+    assert queue.heartbeat(job.id, "r1", POLICY, T0 + datetime.timedelta(seconds=50))
+    assert not queue.heartbeat(job.id, "r2", POLICY, T0)           # r2 does not hold it
+    assert queue.expire_leases(POLICY, T0 + datetime.timedelta(seconds=100)) == []   # extended to 110 s
+    expired = queue.expire_leases(POLICY, T0 + datetime.timedelta(seconds=111))
     assert [j.id for j in expired] == [job.id]
     again = Version.get_by_id(job.id)
     assert again.state == "queued" and "went silent" in again.error
-    assert jobs.lease("r2", POLICY, T0 + datetime.timedelta(seconds=115)) is None    # backoff
-    assert jobs.lease("r2", POLICY, T0 + datetime.timedelta(seconds=122)).leased_by == "r2"
+    assert queue.lease("r2", POLICY, T0 + datetime.timedelta(seconds=115)) is None    # backoff
+    assert queue.lease("r2", POLICY, T0 + datetime.timedelta(seconds=122)).leased_by == "r2"
 
 
 def test_job_fails_after_its_last_attempt(db):
-    record(jobs.Catalog(POLICY), event("2.10-3"))
+    record(Catalog(POLICY), event("2.10-3"))
     now = T0
     for _ in range(POLICY.max_attempts):
-        job = jobs.lease("r1", POLICY, now)
+        job = queue.lease("r1", POLICY, now)
         now += datetime.timedelta(seconds=500)
-        jobs.expire_leases(POLICY, now)
+        queue.expire_leases(POLICY, now)
         now += datetime.timedelta(seconds=100)      # past the backoff
     assert Version.get_by_id(job.id).state == "failed"
 
 
 def test_result_is_stored_once(db):
-    record(jobs.Catalog(POLICY), event("2.10-3"))
-    job = jobs.lease("r1", POLICY, T0)
+    record(Catalog(POLICY), event("2.10-3"))
+    job = queue.lease("r1", POLICY, T0)
     finding = Finding(path="src/a.c", line=3, check_id="nullPointer", severity="high", message="m",
                       fingerprint="f" * 32)
     runs = [AnalyzerRun("cppcheck", "2.10", "ok", 1.0, findings=[finding])]
     fields = {"source_url": "http://mirror/x.tar.gz", "sha256": "ab" * 32}
-    assert jobs.complete(job.id, fields, runs, POLICY, T0) == "stored"
-    assert jobs.complete(job.id, fields, runs, POLICY, T0) == "duplicate"
+    assert queue.complete(job.id, fields, runs, POLICY, T0) == "stored"
+    assert queue.complete(job.id, fields, runs, POLICY, T0) == "duplicate"
     assert Analysis.select().count() == 1 and FindingRow.select().count() == 1
     stored = Version.get_by_id(job.id)
     assert (stored.state, stored.source_url, stored.leased_by) == ("done", "http://mirror/x.tar.gz", "r1")
 
 
 def test_transient_error_requeues_and_permanent_error_fails(db):
-    catalog = jobs.Catalog(POLICY)
+    catalog = Catalog(POLICY)
     record(catalog, event("1", package="a"))
     record(catalog, event("1", package="b"))
-    first, second = jobs.lease("r1", POLICY, T0), jobs.lease("r2", POLICY, T0)
-    assert jobs.complete(first.id, {"error": "mirror down", "transient": True}, [], POLICY, T0) == "requeued"
-    assert jobs.complete(second.id, {"error": "checksum mismatch"}, [], POLICY, T0) == "failed"
+    first, second = queue.lease("r1", POLICY, T0), queue.lease("r2", POLICY, T0)
+    assert queue.complete(first.id, {"error": "mirror down", "transient": True}, [], POLICY, T0) == "requeued"
+    assert queue.complete(second.id, {"error": "checksum mismatch"}, [], POLICY, T0) == "failed"
     assert Version.get_by_id(first.id).state == "queued"
     assert (Version.get_by_id(second.id).state, Version.get_by_id(second.id).error) == ("failed", "checksum mismatch")

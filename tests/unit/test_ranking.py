@@ -1,5 +1,5 @@
-from kiskadee.findings import Finding
-from kiskadee.ranking import rank
+from kiskadee.core.findings import Finding
+from kiskadee.core.ranking import rank
 
 
 def f(path, line, severity="medium", cwe=None):

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from kiskadee.errors import SourceError, UnresolvedSource
-from kiskadee.fetchers import SourceEvent
-from kiskadee.fetchers.anitya import KnownProject, missed_versions, project_meta
-from kiskadee.resolvers import safe_file_name, tag_spellings, url_path_parts, verify_integrity
-from kiskadee.resolvers.crates import cargo_index, download_url, index_path
-from kiskadee.resolvers.debian import upstream_version
-from kiskadee.resolvers.github import owner_repo
-from kiskadee.resolvers.gitlab import project_location
-from kiskadee.resolvers.gnu import listed_names
-from kiskadee.resolvers.pypi import configured_index, json_api_base, pick_sdist, pip_json_api
+from kiskadee.core.events import SourceEvent
+from kiskadee.sources.anitya import KnownProject, missed_versions, project_meta
+from kiskadee.sources.resolvers import safe_file_name, tag_spellings, url_path_parts, verify_integrity
+from kiskadee.sources.resolvers.crates import cargo_index, download_url, index_path
+from kiskadee.sources.resolvers.debian import upstream_version
+from kiskadee.sources.resolvers.github import owner_repo
+from kiskadee.sources.resolvers.gitlab import project_location
+from kiskadee.sources.resolvers.gnu import listed_names
+from kiskadee.sources.resolvers.pypi import configured_index, json_api_base, pick_sdist, pip_json_api
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "anitya-backends"
 

@@ -4,12 +4,15 @@ import datetime
 
 import pytest
 
-from kiskadee import jobs, status, wire
-from kiskadee.db import open_database
-from kiskadee.models import Version
+from kiskadee.store import queue
+from kiskadee.store.catalog import Catalog
+from kiskadee.results import status
+from kiskadee.service import wire
+from kiskadee.store.db import open_database
+from kiskadee.store.models import Version
 
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
-POLICY = jobs.QueuePolicy(lease_seconds=60, max_attempts=3, backoff_seconds=10)
+POLICY = queue.QueuePolicy(lease_seconds=60, max_attempts=3, backoff_seconds=10)
 REASON = "zero-install 2.12: kiskadee has no resolver for Anitya backend 'Sourceforge'"
 
 
@@ -21,11 +24,11 @@ def db(tmp_path):
 
 
 def leased_job() -> Version:
-    catalog = jobs.Catalog(POLICY)
+    catalog = Catalog(POLICY)
     catalog.record({"fetcher": "anitya", "package": "zero-install", "version": "2.12",
                     "meta": {"backend": "Sourceforge"}}, T0)
     catalog.flush()
-    return jobs.lease("r1", POLICY, T0)
+    return queue.lease("r1", POLICY, T0)
 
 
 def test_the_result_message_carries_the_unresolved_flag():
@@ -37,17 +40,17 @@ def test_the_result_message_carries_the_unresolved_flag():
 def test_an_unresolved_result_is_stored_with_its_reason_and_not_retried(db):
     job = leased_job()
     fields = {"error": REASON, "transient": False, "unresolved": True}
-    assert jobs.complete(job.id, fields, [], POLICY, T0) == "unresolved"
+    assert queue.complete(job.id, fields, [], POLICY, T0) == "unresolved"
     stored = Version.get_by_id(job.id)
     assert (stored.state, stored.error, stored.finished_at) == ("unresolved", REASON, T0)
-    assert jobs.lease("r2", POLICY, T0 + datetime.timedelta(hours=1)) is None
-    assert jobs.complete(job.id, {"error": "late"}, [], POLICY, T0) == "duplicate"
+    assert queue.lease("r2", POLICY, T0 + datetime.timedelta(hours=1)) is None
+    assert queue.complete(job.id, {"error": "late"}, [], POLICY, T0) == "duplicate"
     assert Version.get_by_id(job.id).error == REASON
 
 
 def test_unresolved_versions_are_counted_and_listed_by_status(db):
     job = leased_job()
-    jobs.complete(job.id, {"error": REASON, "unresolved": True}, [], POLICY, T0)
+    queue.complete(job.id, {"error": REASON, "unresolved": True}, [], POLICY, T0)
     assert status.version_counts()["unresolved"] == 1
     (failure,) = status.recent_failures()
     assert (failure["package"], failure["state"], failure["error"]) == ("zero-install", "unresolved", REASON)
@@ -55,5 +58,5 @@ def test_unresolved_versions_are_counted_and_listed_by_status(db):
 
 def test_a_plain_source_error_is_still_a_failure(db):
     job = leased_job()
-    assert jobs.complete(job.id, {"error": "SHA-256 mismatch"}, [], POLICY, T0) == "failed"
+    assert queue.complete(job.id, {"error": "SHA-256 mismatch"}, [], POLICY, T0) == "failed"
     assert Version.get_by_id(job.id).state == "failed"

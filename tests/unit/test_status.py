@@ -1,4 +1,4 @@
-"""kiskadee.status on a real SQLite database: counts, runners, failures, the queue."""
+"""kiskadee.results.status on a real SQLite database: counts, runners, failures, the queue."""
 
 import datetime
 import io
@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from kiskadee import status
+from kiskadee.results import status
 from kiskadee.config import from_mapping
-from kiskadee.db import open_database
+from kiskadee.store.db import open_database
 from kiskadee.errors import DatabaseError
-from kiskadee.models import Fetcher, Package, Runner, Version
+from kiskadee.store.models import Fetcher, Package, Runner, Version
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0)
 

@@ -1,4 +1,4 @@
-"""kiskadee.systemd against real sockets: notifications on a datagram socket, inherited listening sockets."""
+"""kiskadee.service.systemd against real sockets: notifications on a datagram socket, inherited listening sockets."""
 
 import os
 import shutil
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from kiskadee import systemd
+from kiskadee.service import systemd
 
 
 @pytest.fixture

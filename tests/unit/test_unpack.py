@@ -1,4 +1,4 @@
-"""Tests of kiskadee.unpack: every archive here is built in the test itself."""
+"""Tests of kiskadee.sources.unpack: every archive here is built in the test itself."""
 
 import io
 import os
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kiskadee import unpack as unpack_module
+from kiskadee.sources import unpack as unpack_module
 from kiskadee.errors import SourceError, UnsafeArchiveError
-from kiskadee.unpack import UnpackLimits, unpack
+from kiskadee.sources.unpack import unpack, UnpackLimits
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "hello_2.10.orig.tar.gz"
 MiB = 1024 * 1024

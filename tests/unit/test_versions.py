@@ -1,9 +1,9 @@
-"""Version schemes (kiskadee.versions) and the Debian C/C++ heuristic (looks_like_c)."""
+"""Version schemes (kiskadee.core.versions) and the Debian C/C++ heuristic (looks_like_c)."""
 
 import pytest
 
-from kiskadee import versions
-from kiskadee.fetchers.debian import SourcePackage, looks_like_c, relation_names
+from kiskadee.core import versions
+from kiskadee.sources.debian import looks_like_c, relation_names, SourcePackage
 
 # (a, b, expected compare(a, b)) from Debian policy 5.6.12 and dpkg's own examples.
 DEBIAN_PAIRS = [

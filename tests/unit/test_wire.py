@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from kiskadee import wire
+from kiskadee.service import wire
 
 
 def test_round_trip_fills_optional_fields():

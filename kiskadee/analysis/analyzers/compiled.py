@@ -1,0 +1,157 @@
+"""The base of analyzers that compile the code: clang, gcc -fanalyzer and Frama-C.
+
+Their single sandbox command is the compile driver (``kiskadee.analysis.driver``),
+shipped into the output directory before the run so that every sandbox
+backend can run it with nothing but ``python3``: it picks the translation
+units (build mode or per-file mode), runs the tool on each and leaves an
+index with the raw reports. On the host, ``parse`` reads every raw report the
+index names and ``coverage`` says what was analyzed.
+
+The driver is given the sandbox's timeout less a reserve as its deadline: it
+starts no unit after it and stops the units still running, so that it ends
+with a whole index before the sandbox would kill it. If it is killed all the
+same, the index it keeps current as it goes still names the reports of the
+units it finished, and ``parse_partial`` reads them.
+"""
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import kiskadee.analysis.driver
+from kiskadee.analysis.analyzers.base import Analyzer, Coverage, ReportError
+from kiskadee.analysis.driver import index
+from kiskadee.core.findings import Finding
+from kiskadee.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DRIVER_DIR = ".kiskadee-driver"
+DRIVER_PACKAGE = "kiskadee_build"
+LAUNCHER = f"import sys\nfrom {DRIVER_PACKAGE}.driver import main\nsys.exit(main())\n"
+MODES = ("auto", "per-file")
+DEADLINE_RESERVE = 0.05     # of the sandbox's timeout, kept for the driver to finish its index ...
+DEADLINE_RESERVE_MIN = 2.0  # ... at least these seconds
+DEADLINE_RESERVE_MAX = 60.0  # ... and at most these
+
+
+def driver_deadline(timeout: float) -> float:
+    """The seconds the driver may take: the sandbox's timeout less a reserve to finish in."""
+    reserve = min(DEADLINE_RESERVE_MAX, max(DEADLINE_RESERVE_MIN, timeout * DEADLINE_RESERVE))
+    return max(timeout - reserve, timeout / 2)
+
+
+class CompiledAnalyzer(Analyzer):
+    """An analyzer run through the compile driver; subclasses parse one raw report."""
+
+    tool = ""           # the driver's --tool
+
+    def __init__(self, settings: object):
+        super().__init__(settings)
+        if settings.mode not in MODES:
+            raise ConfigError(f"analyzers.{self.name}.mode must be one of {', '.join(MODES)}, "
+                              f"not {settings.mode!r}")
+
+    def prepare(self, output: Path) -> None:
+        """Copy the driver package into the output directory, with a launcher."""
+        target = output / DRIVER_DIR
+        shutil.copytree(Path(kiskadee.analysis.driver.__file__).parent, target / DRIVER_PACKAGE,
+                        ignore=shutil.ignore_patterns("__pycache__", "__main__.py"))
+        (target / "__main__.py").write_text(LAUNCHER)
+
+    def argv(self, source: str, output: str, timeout: float) -> List[str]:
+        settings = self.settings
+        argv = [settings.python, "-E", "-s", f"{output}/{DRIVER_DIR}", "--tool", self.tool,
+                "--program", self.program, "--output", output, "--mode", settings.mode,
+                "--deadline", f"{driver_deadline(timeout):g}",
+                "--jobs", str(settings.jobs), "--unit-timeout", f"{settings.unit_timeout:g}",
+                "--configure-timeout", f"{settings.configure_timeout:g}",
+                "--build-timeout", f"{settings.build_timeout:g}", "--time-budget", f"{settings.time_budget:g}"]
+        argv += self.driver_args()
+        return argv + [f"--arg={arg}" for arg in [*self.tool_args(), *settings.extra_args]]
+
+    def driver_args(self) -> List[str]:
+        """Driver options only this analyzer uses."""
+        return []
+
+    def tool_args(self) -> List[str]:
+        """Options of the tool itself that come from its configuration section."""
+        return []
+
+    def report(self, stdout: Path, output: Path) -> Path:
+        return output / index.INDEX
+
+    def parse(self, report: Path) -> List[Finding]:
+        return self._parse(report, partial=False)
+
+    def parse_partial(self, report: Path) -> List[Finding]:
+        return self._parse(report, partial=True)
+
+    def unfinished(self, report: Path) -> str:
+        document = _read_index(report.parent, partial=False)
+        if not document.get("stopped_at_deadline"):
+            return ""
+        analyzed = sum(1 for unit in document["units"] if unit["status"] == "ok")
+        return (f"stopped at its deadline of {document['deadline']:g} s (the analysis timeout less a "
+                f"reserve to finish in) with {analyzed} of {len(document['units'])} files analyzed; "
+                "their findings are kept")
+
+    def _parse(self, report: Path, partial: bool) -> List[Finding]:
+        document = _read_index(report.parent, partial)
+        try:
+            return self._parse_units(document, report.parent)
+        except (TypeError, AttributeError) as exc:
+            raise ReportError(f"malformed {index.INDEX}: {exc}") from None
+
+    def _parse_units(self, document: Dict, output: Path) -> List[Finding]:
+        roots = [document.get("copy_root") or "", document["source_root"]]
+        findings: Dict[tuple, Finding] = {}
+        for unit in document["units"]:
+            for name in unit["reports"]:
+                report = _inside(output, name)
+                for finding in self.parse_report(report, roots, unit["directory"]):
+                    key = (finding.path, finding.line, finding.column, finding.check_id, finding.message)
+                    findings.setdefault(key, finding)    # a header's finding, seen from many units
+        return list(findings.values())
+
+    def parse_report(self, report: Path, roots: List[str], directory: str) -> Iterable[Finding]:
+        """The findings of one unit's raw report, paths relative to the source root."""
+        raise NotImplementedError
+
+    def coverage(self, output: Path) -> Optional[Coverage]:
+        document = index.read(output)
+        try:
+            return None if document is None else self._coverage(document)
+        except (KeyError, TypeError, AttributeError) as exc:
+            log.warning("%s: malformed %s: %s", self.name, index.INDEX, exc)
+            return None
+
+    def _coverage(self, document: Dict) -> Coverage:
+        units = document["units"]
+        failed = [u for u in units if u["status"] != "ok"]
+        listed = [f"{u['file']}: {u['reason'] or u['status']}" for u in failed]
+        if document.get("build_note"):
+            log.info("%s: %s build: %s", self.name, document.get("mode"), document["build_note"])
+        return Coverage(mode=str(document.get("mode", "")), files_analyzed=len(units) - len(failed),
+                        files_failed=len(failed), fallback=str(document.get("fallback", "")),
+                        failed_files="\n".join(listed))
+
+
+def _inside(output: Path, name: str) -> Path:
+    """A report named by the index, refused unless it lies in the output directory."""
+    path = (output / name).resolve()
+    if not path.is_relative_to(output.resolve()):
+        raise ReportError(f"{index.INDEX} names a report outside the output directory: {name!r}")
+    return path
+
+
+def _read_index(output: Path, partial: bool) -> Dict:
+    document = index.read(output)
+    if document is None:
+        raise ReportError(f"the compile driver left no readable {index.INDEX}")
+    if not isinstance(document.get("units"), list) or not isinstance(document.get("source_root"), str):
+        raise ReportError(f"malformed {index.INDEX}: no units or source root")
+    if not document.get("finished") and not partial:
+        raise ReportError(f"the compile driver did not finish ({index.INDEX} is partial)")
+    return document

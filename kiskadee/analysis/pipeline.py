@@ -1,0 +1,136 @@
+"""Running the analyzers that apply to a source tree, each in a sandbox.
+
+One analyzer's crash, timeout or absence never stops the others: each
+outcome becomes an ``AnalyzerRun`` with a status of ok, failed, timeout or
+skipped.
+"""
+
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from kiskadee.analysis.analyzers.base import Analyzer, ReportError
+from kiskadee.analysis.sandbox.base import Limits, Sandbox
+from kiskadee.core import languages, ranking
+from kiskadee.core.findings import assign_fingerprints
+from kiskadee.core.runs import AnalyzerRun
+from kiskadee.errors import AnalyzerUnavailable
+
+log = logging.getLogger(__name__)
+
+VERSION_TIMEOUT = 60.0
+UNKNOWN_VERSION = "unknown"
+
+
+Progress = Callable[[str], None]
+
+
+def analyze_tree(
+    tree: Path,
+    analyzers: Sequence[Analyzer],
+    sandbox: Sandbox,
+    limits: Limits,
+    progress: Optional[Progress] = None,
+    work_dir: Optional[str] = None,
+) -> List[AnalyzerRun]:
+    """Run each analyzer over ``tree``; rank the findings of all of them together.
+
+    Each analyzer's output directory is made in ``work_dir`` (the system's
+    temporary directory when None) and removed after its report is read.
+    """
+    found = languages.detect(tree)
+    log.info("languages in %s: %s", tree.name, found or "none recognized")
+    runs = []
+    for analyzer in analyzers:
+        if progress:
+            progress(analyzer.name)
+        runs.append(run_analyzer(analyzer, tree, sandbox, limits, found, work_dir))
+    ranking.rank({run.analyzer: run.findings for run in runs})
+    return runs
+
+
+def run_analyzer(
+    analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, found: Dict[str, int],
+    work_dir: Optional[str] = None,
+) -> AnalyzerRun:
+    """Run one analyzer; every failure becomes a status, never an exception.
+
+    Except SandboxUnavailable: the analyzer did not fail, the sandbox could not
+    run it now, so it propagates and the runner re-queues the job.
+    """
+    if not analyzer.languages & set(found):
+        wanted = " or ".join(sorted(analyzer.languages))
+        return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "skipped", error=f"no {wanted} files")
+    with tempfile.TemporaryDirectory(prefix=f"kk-{analyzer.name}-", dir=work_dir) as scratch:
+        try:
+            return _run(analyzer, tree, sandbox.for_analyzer(analyzer.name), limits, Path(scratch))
+        except AnalyzerUnavailable as exc:
+            log.error("%s: %s", analyzer.name, exc)
+            return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "failed", error=str(exc))
+
+
+def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scratch: Path) -> AnalyzerRun:
+    version = tool_version(analyzer, tree, sandbox, limits, scratch)
+    output = scratch / "output"
+    output.mkdir()
+    analyzer.prepare(output)
+    source_in, output_in = sandbox.paths(tree, output)
+    execution = sandbox.run(analyzer.argv(source_in, output_in, limits.timeout), tree, output, limits)
+    run = AnalyzerRun(analyzer.name, version, "ok", duration=round(execution.duration, 3))
+    report = analyzer.report(execution.stdout_path, output)
+    if execution.timed_out:
+        run.status, run.error = "timeout", f"exceeded its timeout of {limits.timeout:g} s"
+        _keep_partial(analyzer, run, report, tree)
+    elif execution.returncode not in analyzer.exit_codes:
+        run.status = "failed"
+        run.error = f"exited with status {execution.returncode}: {execution.tail[-1000:]}"
+    else:
+        _read_report(analyzer, run, report, tree)
+    coverage = analyzer.coverage(output)
+    if coverage is not None:
+        for field in dataclasses.fields(coverage):
+            setattr(run, field.name, getattr(coverage, field.name))
+    log.info("%s: %s in %.1f s, %d findings", analyzer.name, run.status, run.duration, len(run.findings))
+    return run
+
+
+def _read_report(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path) -> None:
+    try:
+        run.findings = analyzer.parse(report)
+        unfinished, problems = analyzer.unfinished(report), analyzer.problems(report)
+    except (ReportError, ValueError, KeyError, OSError) as exc:
+        run.status, run.error = "failed", f"cannot parse its report: {exc}"
+        return
+    if unfinished:
+        run.status = "timeout"
+    run.error = "; ".join(text for text in (unfinished, problems) if text)
+    assign_fingerprints(analyzer.name, run.findings, tree)
+
+
+def _keep_partial(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path) -> None:
+    """The findings a run stopped at its timeout had reported so far, for tools that report as they go."""
+    try:
+        findings = analyzer.parse_partial(report)
+    except (ReportError, ValueError, KeyError, OSError) as exc:
+        log.warning("%s: nothing kept of the stopped run: %s", analyzer.name, exc)
+        return
+    if findings:
+        run.findings = findings
+        run.error += f"; kept the {len(findings)} findings reported before it was stopped"
+        assign_fingerprints(analyzer.name, run.findings, tree)
+
+
+def tool_version(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scratch: Path) -> str:
+    """The version the tool itself reports, run in the same sandbox as the analysis."""
+    output = scratch / "version"
+    output.mkdir()
+    short = dataclasses.replace(limits, timeout=min(limits.timeout, VERSION_TIMEOUT))
+    execution = sandbox.run(analyzer.version_argv(), tree, output, short)
+    text = execution.stdout_path.read_text(errors="replace")
+    try:
+        return analyzer.parse_version(text)
+    except ReportError as exc:
+        log.warning("%s: %s", analyzer.name, exc)
+        return UNKNOWN_VERSION

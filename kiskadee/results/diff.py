@@ -1,0 +1,293 @@
+"""What a release changed: new, fixed and unchanged findings between two analyzed versions.
+
+Findings are matched by fingerprint (``kiskadee.core.findings``), which leaves out
+line numbers and the version-bearing top directory, so code that only moved
+stays unchanged. An analyzer is compared only where it completed (``ok`` or
+``skipped``) on both versions: the findings of an analyzer that failed, timed
+out or did not run on either side are "not analyzed", never new or fixed. An
+analyzer whose tool version differs between the two runs is compared but
+flagged, since its new and fixed findings may come from the tool rather than
+from the code. Likewise, file by file, for the analyzers that compile the
+code: a finding in a file that one side could not analyze (it did not
+compile, or ran out of time; the analysis's ``failed_files``) is "not
+analyzed" rather than new or fixed.
+
+SQLite compares the fingerprints, from an index; the details of the findings
+to show are read afterwards by id, so unchanged findings cost little.
+"""
+
+import dataclasses
+import logging
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+
+from kiskadee.errors import NotFoundError, UsageError
+from kiskadee.results import render
+from kiskadee.store import lineage, waivers
+from kiskadee.store.models import Version
+
+log = logging.getLogger(__name__)
+
+COMPLETED = ("ok", "skipped")
+CHUNK = 900
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One analyzer's run on one side of the comparison."""
+
+    analysis_id: int
+    status: str
+    tool_version: str
+    error: str
+    unanalyzed: FrozenSet[str] = frozenset()    # the files it could not analyze
+
+
+    @property
+    def completed(self) -> bool:
+        return self.status in COMPLETED
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """How one analyzer ran on the old and on the new version (None: it did not run)."""
+
+    analyzer: str
+    old: Optional[Run]
+    new: Optional[Run]
+
+    @property
+    def compared(self) -> bool:
+        return bool(self.old and self.new and self.old.completed and self.new.completed)
+
+    @property
+    def version_changed(self) -> bool:
+        return bool(self.old and self.new and self.old.tool_version != self.new.tool_version)
+
+    def note(self, old_number: str, new_number: str) -> str:
+        """Why this analyzer's results need care, '' when they need none."""
+        notes = [f"{_state(run)} on {number}" for run, number in ((self.old, old_number), (self.new, new_number))
+                 if run is None or not run.completed]
+        if notes:
+            return "not compared: " + ", ".join(notes)
+        if self.version_changed:
+            notes.append(f"tool version changed ({self.old.tool_version} -> {self.new.tool_version}):"
+                         " new and fixed findings may come from the tool")
+        unanalyzed = [f"{len(run.unanalyzed)} on {number}" for run, number in
+                      ((self.old, old_number), (self.new, new_number)) if run.unanalyzed]
+        if unanalyzed:
+            notes.append(f"files not analyzed: {', '.join(unanalyzed)}; findings in them are neither new nor fixed")
+        return "; ".join(notes)
+
+
+def _state(run: Optional[Run]) -> str:
+    return "did not run" if run is None else run.status
+
+
+@dataclasses.dataclass
+class VersionDiff:
+    """Finding ids by category: new ones of NEW, fixed ones of OLD, and the findings of
+    either side whose analyzer did not complete on the other; unchanged ones are
+    counted, and their ids (of NEW) read on demand by ``unchanged_ids``."""
+
+    old: Version
+    new: Version
+    comparisons: List[Comparison] = dataclasses.field(default_factory=list)
+    new_ids: List[int] = dataclasses.field(default_factory=list)
+    fixed_ids: List[int] = dataclasses.field(default_factory=list)
+    unchanged: int = 0
+    not_analyzed_ids: List[int] = dataclasses.field(default_factory=list)
+
+    def counts(self) -> Dict[str, int]:
+        return {"new": len(self.new_ids), "fixed": len(self.fixed_ids),
+                "unchanged": self.unchanged, "not_analyzed": len(self.not_analyzed_ids)}
+
+    def unchanged_ids(self) -> List[int]:
+        """The ids of NEW's findings that OLD had too."""
+        return [finding_id for c in self.comparisons if c.compared
+                for finding_id in _matching(c.new, c.old, present=True)]
+
+
+def resolve(package: str, numbers: Sequence[str]) -> Tuple[Version, Version]:
+    """OLD and NEW from ``[OLD] NEW``; OLD defaults to the analyzed version before NEW."""
+    from kiskadee.store.queries import find_version
+
+    if not 1 <= len(numbers) <= 2:
+        raise UsageError("give NEW, or OLD and NEW")
+    new = find_version(package, numbers[-1])
+    if len(numbers) == 2:
+        old = Version.get_or_none((Version.package == new.package) & (Version.number == numbers[0]))
+        if old is None:
+            raise NotFoundError(f"no version {numbers[0]} of {package} in the database")
+    else:
+        old = lineage.previous_analyzed(new)
+        if old is None:
+            raise NotFoundError(f"no analyzed version of {package} before {new.number} to compare with")
+    return old, new
+
+
+def compare(old: Version, new: Version) -> VersionDiff:
+    """Classify the findings of ``old`` and ``new`` by fingerprint, analyzer by analyzer."""
+    old_runs, new_runs = _runs(old), _runs(new)
+    for version, runs in ((old, old_runs), (new, new_runs)):
+        if not runs:
+            raise NotFoundError(f"{version.package.name} {version.number} has not been analyzed")
+    diff = VersionDiff(old, new)
+    for name in sorted(old_runs.keys() | new_runs.keys()):
+        comparison = Comparison(name, old_runs.get(name), new_runs.get(name))
+        diff.comparisons.append(comparison)
+        _classify(diff, comparison)
+    return diff
+
+
+def _classify(diff: VersionDiff, comparison: Comparison) -> None:
+    if not comparison.compared:
+        diff.not_analyzed_ids += _ids(comparison.old) + _ids(comparison.new)
+        return
+    new_ids, new_unseen = _partition(_matching(comparison.new, comparison.old, present=False),
+                                     comparison.old.unanalyzed)
+    fixed_ids, fixed_unseen = _partition(_matching(comparison.old, comparison.new, present=False),
+                                         comparison.new.unanalyzed)
+    diff.new_ids += new_ids
+    diff.fixed_ids += fixed_ids
+    diff.not_analyzed_ids += new_unseen + fixed_unseen
+    diff.unchanged += _count(comparison.new) - len(new_ids) - len(new_unseen)
+
+
+def _sql(statement: str, *params):
+    db = Version._meta.database
+    return db.execute_sql(statement.replace("?", db.param), params)
+
+
+def _runs(version: Version) -> Dict[str, Run]:
+    rows = _sql("SELECT az.name, a.id, a.status, az.version, a.error, a.failed_files FROM analysis a"
+                " JOIN analyzer az ON az.id = a.analyzer_id WHERE a.version_id = ?", version.id)
+    return {name: Run(*rest, unanalyzed=_files(failed)) for name, *rest, failed in rows}
+
+
+def _files(failed_files: str) -> FrozenSet[str]:
+    """The paths of an analysis's 'path: reason' lines."""
+    return frozenset(line.split(": ", 1)[0] for line in failed_files.splitlines())
+
+
+def _partition(ids: List[int], unanalyzed: FrozenSet[str]) -> Tuple[List[int], List[int]]:
+    """``ids`` split into the findings outside the ``unanalyzed`` files and those in them."""
+    if not unanalyzed or not ids:
+        return ids, []
+    inside = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        rows = _sql(f"SELECT id, path FROM finding WHERE id IN ({', '.join('?' * len(chunk))})", *chunk)
+        inside.update(finding_id for finding_id, path in rows if path in unanalyzed)
+    return [i for i in ids if i not in inside], [i for i in ids if i in inside]
+
+
+def _ids(run: Optional[Run]) -> List[int]:
+    if run is None:
+        return []
+    return [row[0] for row in _sql("SELECT id FROM finding WHERE analysis_id = ?", run.analysis_id)]
+
+
+def _count(run: Run) -> int:
+    return _sql("SELECT COUNT(*) FROM finding WHERE analysis_id = ?", run.analysis_id).fetchone()[0]
+
+
+def _matching(run: Run, other: Run, present: bool) -> List[int]:
+    """Ids of ``run``'s findings whose fingerprint ``other`` has (``present``) or lacks.
+
+    SQLite answers from the (analysis_id, fingerprint) index alone, probing the
+    other analysis for each fingerprint: faster than reading both into Python.
+    """
+    exists = "EXISTS" if present else "NOT EXISTS"
+    return [row[0] for row in _sql(
+        f"SELECT f.id FROM finding f WHERE f.analysis_id = ? AND {exists} (SELECT 1 FROM finding g"
+        " WHERE g.analysis_id = ? AND g.fingerprint = f.fingerprint)", run.analysis_id, other.analysis_id)]
+
+
+FINDING_QUERY = (
+    "SELECT f.id, az.name, v.number, f.path, f.line, f.\"column\", f.function, f.check_id, f.cwe,"
+    " f.severity, f.message, f.fingerprint, f.rank, f.survived"
+    " FROM finding f JOIN analysis a ON a.id = f.analysis_id JOIN analyzer az ON az.id = a.analyzer_id"
+    " JOIN version v ON v.id = a.version_id WHERE f.id IN ({marks})"
+)
+FINDING_FIELDS = ("id", "analyzer", "version", "path", "line", "column", "function", "check_id", "cwe",
+                  "severity", "message", "fingerprint", "rank", "survived")
+
+
+def findings(ids: Iterable[int], waived: Dict[str, Dict]) -> List[Dict]:
+    """The findings with these ids, best ranked first, each with its waiver or None."""
+    ids = list(ids)
+    rows = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        rows += _sql(FINDING_QUERY.format(marks=", ".join("?" * len(chunk))), *chunk).fetchall()
+    found = [dict(zip(FINDING_FIELDS, row)) for row in rows]
+    for finding in found:
+        finding["waiver"] = waived.get(finding["fingerprint"])
+    return sorted(found, key=lambda f: (-f["rank"], f["path"], f["line"], f["id"]))
+
+
+def as_data(diff: VersionDiff, unchanged: bool = False) -> Dict:
+    """The diff as plain data: analyzers, counts and the findings of each category."""
+    old, new = diff.old.number, diff.new.number
+    waived = waivers.for_package(diff.new.package_id)
+    data = {
+        "package": diff.new.package.name,
+        "fetcher": diff.new.package.fetcher.name,
+        "old": old,
+        "new": new,
+        "analyzers": [_comparison_data(c, old, new) for c in diff.comparisons],
+        "counts": diff.counts(),
+        "new_findings": findings(diff.new_ids, waived),
+        "fixed_findings": findings(diff.fixed_ids, waived),
+        "not_analyzed_findings": findings(diff.not_analyzed_ids, waived),
+    }
+    if unchanged:
+        data["unchanged_findings"] = findings(diff.unchanged_ids(), waived)
+    return data
+
+
+def _comparison_data(comparison: Comparison, old: str, new: str) -> Dict:
+    def side(run: Optional[Run]) -> Optional[Dict]:
+        return None if run is None else {"status": run.status, "tool_version": run.tool_version,
+                                         "error": run.error}
+
+    return {"analyzer": comparison.analyzer, "old": side(comparison.old), "new": side(comparison.new),
+            "compared": comparison.compared, "version_changed": comparison.version_changed,
+            "note": comparison.note(old, new)}
+
+
+def as_text(data: Dict, unchanged: bool = False) -> str:
+    """The diff for a terminal: analyzers, counts, then the findings that matter."""
+    old, new = data["old"], data["new"]
+    counts = data["counts"]
+    lines = [f"{data['package']} {old} -> {new} ({data['fetcher']})", "",
+             render.table(("ANALYZER", old, new, "NOTE"),
+                          [(a["analyzer"], _side_text(a["old"]), _side_text(a["new"]), a["note"] or "compared")
+                           for a in data["analyzers"]]),
+             "", f"new {counts['new']}, fixed {counts['fixed']}, unchanged {counts['unchanged']}, "
+                 f"not analyzed {counts['not_analyzed']}"]
+    sections = [("new in " + new, data["new_findings"]), ("fixed in " + new, data["fixed_findings"]),
+                ("not analyzed on one side (neither new nor fixed)", data["not_analyzed_findings"])]
+    if unchanged:
+        sections.append(("unchanged", data["unchanged_findings"]))
+    for title, rows in sections:
+        if rows:
+            lines += ["", f"{title}:", findings_table(rows)]
+    return "\n".join(lines)
+
+
+def _side_text(side: Optional[Dict]) -> str:
+    return "did not run" if side is None else f"{side['status']} ({side['tool_version']})"
+
+
+def findings_table(rows: List[Dict]) -> str:
+    """Findings with their fingerprint and waiver, for ``diff``."""
+    return render.table(
+        ("RANK", "SEVERITY", "ANALYZER", "VERSION", "LOCATION", "CHECK", "CWE", "FINGERPRINT", "WAIVER", "MESSAGE"),
+        [(f"{f['rank']:.1f}", f["severity"], f["analyzer"], f["version"], f"{f['path']}:{f['line']}",
+          f["check_id"], f["cwe"] or "", f["fingerprint"][:12], (f["waiver"] or {}).get("kind", ""),
+          _shorten(f["message"], 60)) for f in rows])
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,124 @@
+"""A version's place in its package's history: the analyzed version before it, and
+how many earlier releases already had each of its findings.
+
+A version counts as analyzed once at least one analyzer completed on it
+(status ``ok``). "Before" follows the version rules of the package's fetcher
+(``kiskadee.core.versions``): Debian's for the Debian fetcher, rpm's for Anitya,
+PEP 440 with rpm's rules as fallback for the others (``versions.scheme_of``).
+
+``store.store_runs`` calls ``previous_analyzed`` and ``survival`` before it
+writes a version's findings and ``link`` after, in the same transaction, so
+``version.previous_id`` and ``finding.survived`` are kept by both
+``kiskadee analyze`` and the monitor. These run on the hot path of storing
+results, so they use plain SQL.
+"""
+
+import functools
+import logging
+from typing import Callable, Collection, Dict, Iterator, List, Optional, Tuple
+
+from kiskadee.core import versions
+from kiskadee.store.models import Fetcher, Package, Version
+
+log = logging.getLogger(__name__)
+
+CHUNK = 400     # fingerprints per query, well under SQLite's limit of parameters
+
+
+def scheme_of(package: Package) -> str:
+    """The version rules of a package's fetcher."""
+    return versions.scheme_of(Fetcher.get_by_id(package.fetcher_id).name)
+
+
+def _sql(statement: str, *params) -> Iterator[tuple]:
+    db = Version._meta.database
+    return db.execute_sql(statement.replace("?", db.param), params)
+
+
+def _comparator(scheme: str) -> Callable[[str, str], int]:
+    """Compare under ``scheme``; a version its rules reject (a Debian version with a space)
+    is compared with rpm's rules, which order any string, rather than failing the store."""
+    def compare(a: str, b: str) -> int:
+        try:
+            return versions.compare(scheme, a, b)
+        except ValueError:
+            log.warning("%r or %r is not a %s version; comparing them with rpm's rules", a, b, scheme)
+            return versions.compare("rpm", a, b)
+
+    return compare
+
+
+def analyzed_versions(package: Package) -> List[Tuple[int, str]]:
+    """(id, number) of the package's analyzed versions, oldest first by its version rules."""
+    rows = _sql("SELECT DISTINCT v.id, v.number FROM version v JOIN analysis a ON a.version_id = v.id"
+                " WHERE v.package_id = ? AND a.status = 'ok'", package.id).fetchall()
+    key = functools.cmp_to_key(_comparator(scheme_of(package)))
+    return sorted(rows, key=lambda row: key(row[1]))
+
+
+def _split(version: Version) -> Tuple[List[Tuple[int, str]], List[Tuple[int, str]]]:
+    """The package's other analyzed versions: those before ``version`` and those after."""
+    compare = _comparator(scheme_of(version.package))
+    before, after = [], []
+    for row in analyzed_versions(version.package):
+        if row[0] == version.id:
+            continue
+        (before if compare(row[1], version.number) < 0 else after).append(row)
+    return before, after
+
+
+def previous_analyzed(version: Version) -> Optional[Version]:
+    """The latest analyzed version before ``version`` by the package's rules, if any."""
+    before, _ = _split(version)
+    return Version.get_by_id(before[-1][0]) if before else None
+
+
+def link(version: Version) -> None:
+    """Record ``version``'s previous analyzed version, and make ``version`` the previous
+    of the next analyzed one (a version analyzed out of order slots in between)."""
+    before, after = _split(version)
+    previous_id = before[-1][0] if before else None
+    version.previous_id = previous_id      # the caller may save() this instance afterwards
+    _sql("UPDATE version SET previous_id = ? WHERE id = ?", previous_id, version.id)
+    analyzed = _sql("SELECT 1 FROM analysis WHERE version_id = ? AND status = 'ok' LIMIT 1",
+                    version.id).fetchone()
+    if after and analyzed:
+        _sql("UPDATE version SET previous_id = ? WHERE id = ?", version.id, after[0][0])
+
+
+def survival(version: Version, previous: Optional[Version], fingerprints: Collection[str]) -> Dict[str, int]:
+    """For each of ``fingerprints`` (of ``version``), how many earlier analyzed versions had it.
+
+    A finding the previous version had survived one more release than it had
+    there; only the others (new, or back after a gap) are looked up in the
+    rest of the package's history, through the fingerprint index.
+    """
+    if previous is None or not fingerprints:
+        return {}
+    wanted = set(fingerprints)
+    counts = {fingerprint: survived + 1 for fingerprint, survived in _sql(
+        "SELECT f.fingerprint, f.survived FROM finding f JOIN analysis a ON a.id = f.analysis_id"
+        " WHERE a.version_id = ?", previous.id) if fingerprint in wanted}
+    rest = sorted(wanted - counts.keys())
+    if rest:
+        before, _ = _split(version)
+        older = {version_id for version_id, _ in before if version_id != previous.id}
+        counts.update(_occurrences(version.package_id, rest, older))
+    return counts
+
+
+def _occurrences(package_id: int, fingerprints: List[str], version_ids: Collection[int]) -> Dict[str, int]:
+    """In how many of ``version_ids`` each fingerprint occurs (those occurring at all)."""
+    if not version_ids:
+        return {}
+    seen: Dict[str, set] = {}
+    for start in range(0, len(fingerprints), CHUNK):
+        chunk = fingerprints[start:start + CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        rows = _sql("SELECT f.fingerprint, a.version_id FROM finding f"
+                    " JOIN analysis a ON a.id = f.analysis_id JOIN version v ON v.id = a.version_id"
+                    f" WHERE v.package_id = ? AND f.fingerprint IN ({marks})", package_id, *chunk)
+        for fingerprint, version_id in rows:
+            if version_id in version_ids:
+                seen.setdefault(fingerprint, set()).add(version_id)
+    return {fingerprint: len(ids) for fingerprint, ids in seen.items()}

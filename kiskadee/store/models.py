@@ -1,0 +1,132 @@
+"""The database models, bound to a database at run time by ``kiskadee.db.open_database``.
+
+The tables are created by the numbered migrations in ``kiskadee.store.migrations``;
+these models describe them for queries and must stay in step with them.
+"""
+
+import datetime
+
+import peewee
+
+database = peewee.DatabaseProxy()
+
+def utcnow() -> datetime.datetime:
+    """Now, in UTC without tzinfo: how every timestamp is stored."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Fetcher(BaseModel):
+    name = peewee.TextField(unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class Package(BaseModel):
+    fetcher = peewee.ForeignKeyField(Fetcher, backref="packages", on_delete="CASCADE")
+    name = peewee.TextField()
+    homepage = peewee.TextField(default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("fetcher", "name"), True),)
+
+
+class Version(BaseModel):
+    """One version of a package, and the state of its analysis job."""
+
+    package = peewee.ForeignKeyField(Package, backref="versions", on_delete="CASCADE")
+    number = peewee.TextField()
+    state = peewee.TextField(default="seen")   # seen, queued, leased, done, failed, unresolved
+    attempts = peewee.IntegerField(default=0)
+    not_before = peewee.DateTimeField(null=True)    # backoff: do not lease before this
+    leased_by = peewee.TextField(default="")
+    lease_expires = peewee.DateTimeField(null=True)
+    source_url = peewee.TextField(default="")
+    sha256 = peewee.TextField(default="")
+    error = peewee.TextField(default="")
+    event = peewee.TextField(default="")            # the source event as JSON, for the runner
+    created_at = peewee.DateTimeField(default=utcnow)
+    queued_at = peewee.DateTimeField(null=True)
+    started_at = peewee.DateTimeField(null=True)
+    finished_at = peewee.DateTimeField(null=True)
+    # The analyzed version before this one by the package's version rules (migration 4).
+    previous = peewee.ForeignKeyField("self", null=True, on_delete="SET NULL", backref="next_versions")
+
+    class Meta:
+        indexes = ((("package", "number"), True),)
+
+
+class Analyzer(BaseModel):
+    name = peewee.TextField()
+    version = peewee.TextField()
+
+    class Meta:
+        indexes = ((("name", "version"), True),)
+
+
+class Analysis(BaseModel):
+    """One analyzer's run over one version."""
+
+    version = peewee.ForeignKeyField(Version, backref="analyses", on_delete="CASCADE")
+    analyzer = peewee.ForeignKeyField(Analyzer, backref="analyses")
+    status = peewee.TextField()     # ok, failed, timeout, skipped
+    started_at = peewee.DateTimeField(default=utcnow)
+    duration = peewee.FloatField(default=0.0)
+    finding_count = peewee.IntegerField(default=0)
+    error = peewee.TextField(default="")
+    # Coverage of analyzers that compile the code (migration 3); NULL counts for the others.
+    mode = peewee.TextField(default="")                 # per-file, autotools, cmake, meson
+    files_analyzed = peewee.IntegerField(null=True)
+    files_failed = peewee.IntegerField(null=True)
+    fallback = peewee.TextField(default="")             # why build mode was not used
+    failed_files = peewee.TextField(default="")         # 'path: reason' lines
+
+    class Meta:
+        indexes = ((("version", "analyzer"), True),)
+
+
+class Finding(BaseModel):
+    analysis = peewee.ForeignKeyField(Analysis, backref="findings", on_delete="CASCADE")
+    path = peewee.TextField()
+    line = peewee.IntegerField(default=0)
+    column = peewee.IntegerField(default=0)
+    function = peewee.TextField(default="")
+    check_id = peewee.TextField()
+    cwe = peewee.IntegerField(null=True)
+    severity = peewee.TextField()
+    message = peewee.TextField()
+    fingerprint = peewee.TextField()
+    rank = peewee.FloatField(default=0.0)
+    survived = peewee.IntegerField(default=0)    # earlier analyzed versions with this fingerprint (migration 4)
+
+
+class Runner(BaseModel):
+    """A runner as the monitor last heard from it."""
+
+    name = peewee.TextField(unique=True)
+    state = peewee.TextField(default="idle")        # idle, busy, gone
+    version = peewee.ForeignKeyField(Version, null=True, on_delete="SET NULL")
+    activity = peewee.TextField(default="")
+    last_seen = peewee.DateTimeField(default=utcnow)
+
+
+class Waiver(BaseModel):
+    """A person's verdict on a finding; it holds for every version of the package with that fingerprint."""
+
+    package = peewee.ForeignKeyField(Package, backref="waivers", on_delete="CASCADE")
+    fingerprint = peewee.TextField()
+    kind = peewee.TextField()                   # false-positive, intentional, bug
+    comment = peewee.TextField(default="")
+    author = peewee.TextField(default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("package", "fingerprint"), True),)
+
+
+MODELS = (Fetcher, Package, Version, Analyzer, Analysis, Finding, Runner, Waiver)

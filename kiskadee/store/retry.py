@@ -1,0 +1,77 @@
+"""Putting versions back in the queue: ``kiskadee retry``.
+
+A version whose job failed (after its last attempt) or whose source could
+not be located stays so until someone asks again; so does an analyzed one,
+which an operator may want analyzed anew after enabling an analyzer. This
+puts such versions back in the queue with their attempts reset; the next
+runner to ask takes them, and their new results replace the old ones
+analyzer by analyzer. Versions that are queued or leased are in the queue
+already and left alone.
+
+It writes to the database directly, as ``kiskadee waive`` does (SQLite's
+WAL and busy timeout let it share the file with the monitor, which reads
+the queue from the database whenever a runner asks for work).
+"""
+
+import dataclasses
+import datetime
+from typing import List, Optional, Sequence
+
+from kiskadee.errors import NotFoundError, UsageError
+from kiskadee.store.models import Fetcher, Package, Version, utcnow
+
+STATES = ("failed", "unresolved", "done", "seen")   # what can be put back in the queue
+DEFAULT_STATES = ("failed", "unresolved")
+
+
+@dataclasses.dataclass(frozen=True)
+class Requeued:
+    fetcher: str
+    package: str
+    version: str
+    state: str          # the state it had
+    error: str          # why it had failed, if it had
+
+
+def requeue(package: Optional[str] = None, numbers: Sequence[str] = (), states: Sequence[str] = DEFAULT_STATES,
+            fetcher: Optional[str] = None, dry_run: bool = False,
+            now: Optional[datetime.datetime] = None) -> List[Requeued]:
+    """Put the matching versions back in the queue (unless ``dry_run``); what was, or would be, re-queued.
+
+    NotFoundError when a named package or version is not in the database.
+    """
+    unknown = set(states) - set(STATES)
+    if unknown:
+        raise UsageError(f"cannot re-queue versions in state {', '.join(sorted(unknown))}; "
+                         f"states that can be: {', '.join(STATES)}")
+    if numbers and not package:
+        raise UsageError("name the package of the versions")
+    query = (Version.select(Version, Package, Fetcher).join(Package).join(Fetcher)
+             .where(Version.state.in_(list(states))).order_by(Fetcher.name, Package.name, Version.id))
+    if fetcher:
+        query = query.where(Fetcher.name == fetcher)
+    if package:
+        _check_exists(package, numbers, fetcher)
+        query = query.where(Package.name == package)
+    if numbers:
+        query = query.where(Version.number.in_(list(numbers)))
+    database = Version._meta.database
+    with database.atomic():
+        versions = list(query)
+        if not dry_run:
+            (Version.update(state="queued", attempts=0, not_before=None, leased_by="", lease_expires=None,
+                            error="", queued_at=now or utcnow(), started_at=None, finished_at=None)
+             .where(Version.id.in_(query.select(Version.id).order_by())).execute())
+    return [Requeued(v.package.fetcher.name, v.package.name, v.number, v.state, v.error) for v in versions]
+
+
+def _check_exists(package: str, numbers: Sequence[str], fetcher: Optional[str]) -> None:
+    packages = Package.select().join(Fetcher).where(Package.name == package)
+    if fetcher:
+        packages = packages.where(Fetcher.name == fetcher)
+    if not packages.exists():
+        raise NotFoundError(f"no package {package} in the database")
+    known = {v.number for v in Version.select(Version.number).where(Version.package.in_(packages))}
+    missing = [number for number in numbers if number not in known]
+    if missing:
+        raise NotFoundError(f"no version {', '.join(missing)} of {package} in the database")

@@ -1,0 +1,25 @@
+"""Plain SQL for the hot paths, written with ``?`` marks whatever the database driver wants.
+
+Building a peewee query costs far more than SQLite takes to run a simple
+statement, so the paths that record thousands of rows (the catalog, storing
+findings, lineage) use these instead; everything else goes through the models.
+"""
+
+from typing import Iterable, Sequence
+
+from kiskadee.store.models import database
+
+
+def _marked(statement: str) -> str:
+    """``statement`` with the database driver's parameter mark for each ``?``."""
+    return statement.replace("?", database.param)
+
+
+def execute(statement: str, *params):
+    """Run one statement; the cursor, to iterate over its rows."""
+    return database.execute_sql(_marked(statement), params)
+
+
+def execute_many(statement: str, rows: Iterable[Sequence]) -> None:
+    """Run one statement for each of ``rows``."""
+    database.cursor().executemany(_marked(statement), rows)
