@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-packages run test bench clean rpm
+.PHONY: all setup system-packages run test test-fast bench clean rpm
 
 all: test
 
@@ -27,6 +27,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+
+# The inner loop: every test but those marked slow (docker, RabbitMQ, RPM, systemd and any over ~3 s).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
 
 bench: setup
 	$(BIN)/python bench/analyze_overhead.py

@@ -43,7 +43,8 @@ from kiskadee.store import queries
 from kiskadee.store.db import open_database
 from kiskadee.store.migrations import LATEST
 from kiskadee.store.models import Analysis, Analyzer, Finding, Version
-from kiskadee.store.results import VersionKey, record_analysis
+from kiskadee.store.queue import record_analysis
+from kiskadee.store.results import VersionKey
 
 CACHE = Path.home() / ".cache" / "kiskadee-bench"
 CHURN = 0.05

@@ -4,7 +4,7 @@ What it measures: the rate (findings/s) at which kiskadee stores one large
 analysis, and, side by side, what plain ``sqlite3`` achieves for the same rows.
 
   kiskadee  open_database(fresh file) (not timed), then timed:
-            ``store.record_analysis(VersionKey(...), [AnalyzerRun(findings)], db=db)``,
+            ``queue.record_analysis(VersionKey(...), [AnalyzerRun(findings)], db=db)``,
             i.e. one transaction: get_version, Analyzer/Analysis rows,
             store.insert_findings (Finding -> tuple -> executemany), version update, commit.
   sqlite3   a fresh file with kiskadee's schema (the statements of its migrations,
@@ -37,6 +37,7 @@ from pathlib import Path
 
 from kiskadee.core.findings import SEVERITIES, Finding
 from kiskadee.core.runs import AnalyzerRun
+from kiskadee.store import queue
 from kiskadee.store import results as store
 from kiskadee.store.db import open_database
 from kiskadee.store.migrations import MIGRATIONS
@@ -86,7 +87,7 @@ def time_kiskadee(findings: list, directory: Path, number: int) -> float:
     run = AnalyzerRun("cppcheck", "2.10", "ok", duration=1.0, findings=findings)
     key = VersionKey("bench", "synthetic", f"1.{number}")
     started, cpu = time.perf_counter(), time.process_time()
-    store.record_analysis(key, [run], db=db)
+    queue.record_analysis(key, [run], db=db)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stored = db.execute_sql("SELECT count(*) FROM finding").fetchone()[0]
     db.close()

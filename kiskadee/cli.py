@@ -5,20 +5,24 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from kiskadee import __version__, config, logs
 from kiskadee.analysis.analyzers import make_analyzers, registry
-from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.pipeline import analyze_source
 from kiskadee.analysis.sandbox import make_sandbox
 from kiskadee.analysis.sandbox.base import Limits
+from kiskadee.core.events import SourceEvent
 from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE, KiskadeeError
 from kiskadee.results import render
-from kiskadee.sources.prepare import guess_name_version, is_url, prepared
+from kiskadee.sources import make_fetcher
+from kiskadee.sources.local import source_url
+from kiskadee.sources.prepare import guess_name_version
 from kiskadee.store import queries
 from kiskadee.store.db import open_database
 from kiskadee.store.migrations import LATEST, current_version, upgrade
-from kiskadee.store.results import VersionKey, record_analysis
+from kiskadee.store.queue import record_analysis
+from kiskadee.store.results import VersionKey
 
 log = logging.getLogger(__name__)
 
@@ -174,26 +178,24 @@ def cmd_analyze(args, settings: config.Config) -> int:
         print(f"kiskadee: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     guessed_name, guessed_version = guess_name_version(args.source)
-    key = VersionKey("local", args.name or guessed_name, args.version_number or guessed_version)
+    event = SourceEvent("local", args.name or guessed_name, args.version_number or guessed_version,
+                        source_url=source_url(args.source))
     db = _database(args, settings)
     analysis = settings.analysis
-    limits = Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes)
-    with prepared(args.source, analysis) as source:
-        progress = None if args.quiet else _progress(key)
-        sandbox = make_sandbox(settings.sandbox.backend, settings.sandbox)
-        runs = analyze_tree(source.root, analyzers, sandbox, limits, progress, analysis.work_dir or None)
-    version = record_analysis(key, runs, source_url=source.url, sha256=source.sha256, db=db)
+    analyzed = analyze_source(event, make_fetcher("local", settings), analyzers,
+                              make_sandbox(settings.sandbox.backend, settings.sandbox),
+                              Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes),
+                              analysis, None if args.quiet else _progress)
+    version = record_analysis(VersionKey(event.fetcher, event.package, event.version), analyzed.runs,
+                              source_url=analyzed.url, sha256=analyzed.sha256, db=db)
     if not args.quiet:
         print(render.version_text(queries.version_report(version, top=args.top)))
-    incomplete = [run for run in runs if run.status in ("failed", "timeout")]
+    incomplete = [run for run in analyzed.runs if run.status in ("failed", "timeout")]
     return EXIT_ANALYSIS_INCOMPLETE if incomplete else EXIT_OK
 
 
-def _progress(key: VersionKey) -> Callable[[str], None]:
-    def show(analyzer: str) -> None:
-        print(f"kiskadee: analyzing {key.package} {key.version} with {analyzer}...", file=sys.stderr, flush=True)
-
-    return show
+def _progress(activity: str) -> None:
+    print(f"kiskadee: {activity}...", file=sys.stderr, flush=True)
 
 
 def cmd_packages(args, settings: config.Config) -> int:
@@ -246,26 +248,48 @@ def cmd_run(args, settings: config.Config) -> int:
 
 
 def cmd_submit(args, settings: config.Config) -> int:
-    from kiskadee.core.events import SourceEvent
     from kiskadee.service.intake import IntakeSender
 
-    source = args.source if is_url(args.source) else str(Path(args.source).resolve())
     with IntakeSender(settings.service.intake_endpoint) as intake:
-        intake.send(SourceEvent("local", args.name, args.version, source_url=source))
+        intake.send(SourceEvent("local", args.name, args.version, source_url=source_url(args.source)))
     print(f"submitted {args.name} {args.version} to {settings.service.intake_endpoint}")
     return EXIT_OK
 
 
 def cmd_fetch(args, settings: config.Config) -> int:
     from kiskadee.service.intake import IntakeSender
-    from kiskadee.sources import make_fetcher
 
-    fetcher = make_fetcher(args.fetcher, settings)
+    fetcher = _anitya_fetcher(settings) if args.fetcher == "anitya" else make_fetcher(args.fetcher, settings)
     with IntakeSender(settings.service.intake_endpoint) as intake:
         for event in fetcher.poll():
             intake.send(event)
     print(f"{args.fetcher}: sent {intake.sent} events to {settings.service.intake_endpoint}")
     return EXIT_OK
+
+
+def _anitya_fetcher(settings: config.Config):
+    """The anitya fetcher, told which projects and versions the database already holds."""
+    from kiskadee.sources.anitya import AnityaFetcher, known_projects
+
+    return AnityaFetcher.from_settings(settings, known=known_projects(_stored_anitya_versions(settings)))
+
+
+def _stored_anitya_versions(settings: config.Config) -> list:
+    """The anitya versions in the database; none when there is no database (yet) to read."""
+    import peewee
+
+    from kiskadee.errors import DatabaseError
+
+    path = settings.database.path
+    if not path or path == ":memory:" or not Path(path).exists():
+        return []
+    try:
+        open_database(path, schema="current", busy_timeout_ms=settings.database.busy_timeout_ms)
+        return queries.anitya_versions()
+    except (DatabaseError, peewee.DatabaseError) as exc:
+        # Gap filling still helps for the configured projects; the warning says what is missing.
+        log.warning("cannot read the projects in %s (%s): polling the configured ones only", path, exc)
+        return []
 
 
 def cmd_images_base(args, settings: config.Config) -> int:
@@ -347,7 +371,7 @@ def cmd_diff(args, settings: config.Config) -> int:
     _database(args, settings, schema="current")
     old, new = diff.resolve(args.package, args.versions)
     data = diff.as_data(diff.compare(old, new), unchanged=args.all)
-    print(render.as_json(data) if args.format == "json" else diff.as_text(data, unchanged=args.all))
+    print(render.as_json(data) if args.format == "json" else render.diff_text(data, unchanged=args.all))
     return EXIT_OK
 
 
@@ -429,9 +453,14 @@ def cmd_retry(args, settings: config.Config) -> int:
 
 
 def cmd_status(args, settings: config.Config) -> int:
-    from kiskadee.results import status
+    from kiskadee.store import status
+    from kiskadee.store.models import utcnow
 
-    return status.show(_with_database(args, settings), args.format)
+    _database(args, settings, schema="current")
+    now = utcnow()
+    data = status.collect(now)
+    print(render.as_json(render.jsonable(data)) if args.format == "json" else render.status_text(data, now))
+    return EXIT_OK
 
 
 def _with_database(args, settings: config.Config) -> config.Config:

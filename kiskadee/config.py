@@ -2,8 +2,11 @@
 
 The file is looked up from ``--config``, then ``$KISKADEE_CONFIG``, then
 ``/etc/kiskadee/kiskadee.toml``; with none of them the built-in defaults
-apply. An unknown key or a value of the wrong type is a ``ConfigError`` that
-names the file, the key and what is allowed.
+apply. An unknown key, a value of the wrong type or, for an enumerated key
+(an analyzer, the sandbox backend, a policy, a mode), a value it cannot take
+is a ``ConfigError`` that names the file, the key and what is allowed: every
+command and service stops on it when it loads the file, not when it first
+uses the value.
 """
 
 import dataclasses
@@ -21,6 +24,16 @@ except ImportError:  # Python < 3.11
 
 SYSTEM_CONFIG = Path("/etc/kiskadee/kiskadee.toml")
 ENV_CONFIG = "KISKADEE_CONFIG"
+
+# The values an enumerated key may take; checked when the file is loaded.
+SANDBOX_BACKENDS = ("local", "docker")         # sandbox.backend
+COMPILED_MODES = ("auto", "per-file")          # analyzers.{clang,gcc,framac}.mode
+ANALYZE_POLICIES = ("newest", "every")         # monitor.analyze
+
+
+def _choice(default: Any, valid: Tuple[str, ...]) -> Any:
+    """A field whose value (or each item of it, for a list) must be one of ``valid``."""
+    return dataclasses.field(default=default, metadata={"valid": valid})
 
 
 def _data_home() -> Path:
@@ -53,19 +66,6 @@ class DatabaseConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class AnalysisConfig:
-    analyzers: Tuple[str, ...] = ("cppcheck", "flawfinder")
-    timeout: float = 1800.0             # seconds per analyzer run
-    memory_limit_mb: int = 4096         # address space per analyzer run
-    max_output_bytes: int = 256 * 1024**2
-    work_dir: str = ""                  # '' means the system's temporary directory
-    max_unpacked_bytes: int = 4 * 1024**3
-    max_files: int = 200_000
-    max_download_bytes: int = 1024**3
-    download_timeout: float = 300.0
-
-
-@dataclasses.dataclass(frozen=True)
 class DockerSandboxConfig:
     """The docker backend (kiskadee.analysis.sandbox.docker) and its images (kiskadee images)."""
 
@@ -84,7 +84,7 @@ class DockerSandboxConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SandboxConfig:
-    backend: str = "local"
+    backend: str = _choice("local", SANDBOX_BACKENDS)
     docker: DockerSandboxConfig = DockerSandboxConfig()
 
 
@@ -107,7 +107,7 @@ class CompiledAnalyzerConfig:
     """Settings shared by the analyzers that compile the code (clang, gcc, framac)."""
 
     program: str = ""
-    mode: str = "auto"                  # 'auto': build mode when the tree configures, else per-file
+    mode: str = _choice("auto", COMPILED_MODES)  # 'auto': build mode when the tree configures, else per-file
     jobs: int = 1                       # files analyzed at once (and make -j in build mode)
     unit_timeout: float = 300.0         # seconds per file; 0: none but the analyzer's timeout
     configure_timeout: float = 300.0    # seconds for configure, cmake or meson in build mode
@@ -140,6 +140,32 @@ class FramacConfig(CompiledAnalyzerConfig):
 
 
 @dataclasses.dataclass(frozen=True)
+class AnalyzersConfig:
+    cppcheck: CppcheckConfig = CppcheckConfig()
+    flawfinder: FlawfinderConfig = FlawfinderConfig()
+    clang: ClangConfig = ClangConfig()
+    gcc: GccConfig = GccConfig()
+    framac: FramacConfig = FramacConfig()
+
+
+# The analyzers kiskadee knows: those with a section above.
+ANALYZERS = tuple(field.name for field in dataclasses.fields(AnalyzersConfig))
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    analyzers: Tuple[str, ...] = _choice(("cppcheck", "flawfinder"), ANALYZERS)
+    timeout: float = 1800.0             # seconds per analyzer run
+    memory_limit_mb: int = 4096         # address space per analyzer run
+    max_output_bytes: int = 256 * 1024**2
+    work_dir: str = ""                  # '' means the system's temporary directory
+    max_unpacked_bytes: int = 4 * 1024**3
+    max_files: int = 200_000
+    max_download_bytes: int = 1024**3
+    download_timeout: float = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
 class ServiceConfig:
     runtime_dir: str = dataclasses.field(default_factory=default_runtime_dir)
     state_dir: str = dataclasses.field(default_factory=default_state_dir)
@@ -157,7 +183,7 @@ class ServiceConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MonitorConfig:
-    analyze: str = "newest"             # "newest" or "every" version
+    analyze: str = _choice("newest", ANALYZE_POLICIES)   # "newest" or "every" version
     lease_seconds: float = 120.0        # silence after which a runner's job is re-queued
     max_attempts: int = 3
     backoff_seconds: float = 30.0
@@ -223,15 +249,6 @@ class AnityaBusConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class AnalyzersConfig:
-    cppcheck: CppcheckConfig = CppcheckConfig()
-    flawfinder: FlawfinderConfig = FlawfinderConfig()
-    clang: ClangConfig = ClangConfig()
-    gcc: GccConfig = GccConfig()
-    framac: FramacConfig = FramacConfig()
-
-
-@dataclasses.dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
     analysis: AnalysisConfig = AnalysisConfig()
@@ -285,7 +302,7 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
 
 def _build_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Dict[str, Any]:
     hints = typing.get_type_hints(cls)
-    settable = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    settable = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     values = {}
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else key
@@ -294,7 +311,21 @@ def _build_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) 
                 f"{source}: unknown key '{where}'; valid keys here: {', '.join(settable)}"
             )
         values[key] = _convert(hints[key], value, source, where)
+        _check_valid(settable[key].metadata.get("valid"), values[key], source, where)
     return values
+
+
+def _check_valid(valid: Optional[Tuple[str, ...]], value: Any, source: str, where: str) -> None:
+    """Refuse a value outside the key's valid values, if it has any."""
+    if valid is None:
+        return
+    if isinstance(value, tuple):
+        unknown = [item for item in value if item not in valid]
+        if unknown:
+            raise ConfigError(f"{source}: '{where}' names {', '.join(map(repr, unknown))};"
+                              f" each must be one of {', '.join(valid)}")
+    elif value not in valid:
+        raise ConfigError(f"{source}: '{where}' must be one of {', '.join(valid)}, not {value!r}")
 
 
 def _convert(kind: Any, value: Any, source: str, where: str) -> Any:

@@ -1,29 +1,17 @@
-"""Shared test fixtures: real files, real processes, short socket-friendly paths."""
+"""Shared test fixtures: real files, real processes, short socket-friendly paths.
 
-import functools
-import http.server
-import lzma
-import os
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
-import threading
+Helpers and test data live in ``harness`` and ``builders``; the docker engine
+and the RabbitMQ broker fixtures in the plugin modules named below, so a test
+module only names the fixture.
+"""
+
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-HELLO_TARBALL = FIXTURES / "hello_2.10.orig.tar.gz"
-SOURCES = (FIXTURES / "debian" / "Sources").read_text(encoding="utf-8")
+from harness import HELLO_TARBALL, SOURCES, Backends, Mirror, short_tmp_dir, unpack_hello
 
-
-def unpack_hello(directory: Path) -> Path:
-    """The real hello 2.10 tarball unpacked in ``directory``; its tree."""
-    with tarfile.open(HELLO_TARBALL) as archive:
-        archive.extractall(directory)
-    return directory / "hello-2.10"
+pytest_plugins = ("docker_engine", "rabbitmq_broker")
 
 
 @pytest.fixture(scope="module")
@@ -32,62 +20,28 @@ def hello_tree(tmp_path_factory) -> Path:
     return unpack_hello(tmp_path_factory.mktemp("hello"))
 
 
-POOL = {
-    "pool/main/h/hello": ["debian/hello_2.10-3.dsc", "debian/hello_2.10-3.debian.tar.xz",
-                          "debian/hello_2.10.orig.tar.gz.asc", "hello_2.10.orig.tar.gz"],
-    "pool/main/h/hostname": ["debian/hostname_3.23+nmu1.dsc", "debian/hostname_3.23+nmu1.tar.xz"],
-}
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (signature of the base class)
-        pass
-
-
-class Mirror:
-    """A mirror tree in a temp dir, served over HTTP on 127.0.0.1."""
-
-    def __init__(self, root: Path, url: str):
-        self.root = root / "debian"
-        self.url = url + "/debian"
-
-    def publish(self, text: str, suite: str = "bookworm", component: str = "main") -> None:
-        folder = self.root / "dists" / suite / component / "source"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "Sources.xz").write_bytes(lzma.compress(text.encode("utf-8")))
-
-    def pool_file(self, relative: str) -> Path:
-        return self.root / relative
+@pytest.fixture
+def mirror(tmp_path):
+    """A Debian mirror of real archive files served over HTTP on 127.0.0.1, publishing the recorded Sources."""
+    served = Mirror(tmp_path / "www")
+    served.publish(SOURCES)
+    yield served
+    served.close()
 
 
 @pytest.fixture
-def mirror(tmp_path):
-    """A Debian mirror of real archive files served over HTTP on 127.0.0.1."""
-    root = tmp_path / "www"
-    for directory, files in POOL.items():
-        (root / "debian" / directory).mkdir(parents=True)
-        for name in files:
-            shutil.copy(FIXTURES / name, root / "debian" / directory / Path(name).name)
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    served = Mirror(root, "http://127.0.0.1:%d" % server.server_address[1])
-    served.publish(SOURCES)
+def backends():
+    """Recorded upstream (Anitya, GitHub, PyPI...) responses served over HTTP on 127.0.0.1."""
+    served = Backends()
     yield served
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
+    served.close()
 
 
 @pytest.fixture
 def short_tmp():
     """A temporary directory with a short path (ZeroMQ ipc paths must stay under 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="kk"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with short_tmp_dir() as path:
+        yield path
 
 
 @pytest.fixture
@@ -95,13 +49,12 @@ def hello_tarball() -> Path:
     return HELLO_TARBALL
 
 
-def run_kiskadee(*args, config=None, timeout=600, env=None):
-    """Run the real ``kiskadee`` command as a person would; returns the CompletedProcess."""
-    environment = dict(os.environ, **(env or {}))
-    environment.pop("KISKADEE_CONFIG", None)
-    if config is not None:
-        environment["KISKADEE_CONFIG"] = str(config)
-    return subprocess.run(
-        [sys.executable, "-m", "kiskadee", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, env=environment,
-    )
+SYSTEM_MARKERS = ("docker", "rabbitmq", "rpm", "systemd")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs a whole system must be slow too, so that -m "not slow" never starts one."""
+    unmarked = [item.nodeid for item in items if not item.get_closest_marker("slow")
+                and any(item.get_closest_marker(name) for name in SYSTEM_MARKERS)]
+    if unmarked:
+        raise pytest.UsageError(f"marked {'/'.join(SYSTEM_MARKERS)} but not slow: {', '.join(unmarked)}")

@@ -9,7 +9,8 @@ with ``kiskadee images build``, through the real command. A lock keeps two
 test runs from sharing the cached data root: the second one gets a
 temporary data root and builds from scratch.
 
-Use the ``docker_engine`` fixture (import it into the test module).
+A pytest plugin (tests/conftest.py registers it): a test asks for the
+``docker_engine`` fixture by name.
 """
 
 import contextlib
@@ -30,7 +31,7 @@ from kiskadee.config import DockerSandboxConfig
 from kiskadee.analysis.images import base_tag, debian_packages, SOURCE_CONTAINERS
 from kiskadee.analysis.sandbox.docker import LABEL
 
-from conftest import run_kiskadee
+from harness import run_kiskadee
 
 CACHE = Path(os.environ.get("KISKADEE_TEST_CACHE", "/var/cache/kiskadee-tests"))
 ANALYZERS = ("cppcheck", "flawfinder", "clang", "gcc", "framac")

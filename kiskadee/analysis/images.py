@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 BASE_REPOSITORY = "kiskadee/base"
 SHIPPED_CONTAINERS = Path("/usr/share/kiskadee/containers")
-SOURCE_CONTAINERS = Path(__file__).resolve().parent.parent / "packaging" / "containers"
+SOURCE_CONTAINERS = Path(__file__).resolve().parents[2] / "packaging" / "containers"
 CONTAINERFILE = "Containerfile"  # one for every analyzer's image
 PACKAGES = "packages"           # in each analyzer's directory: its Debian packages
 BOOTSTRAP_VARIANT = "apt"       # the Essential packages and apt, plus the analyzers' packages

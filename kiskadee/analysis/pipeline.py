@@ -1,8 +1,10 @@
-"""Running the analyzers that apply to a source tree, each in a sandbox.
+"""The analyze use case: a version's source fetched, unpacked and run through the analyzers.
 
-One analyzer's crash, timeout or absence never stops the others: each
-outcome becomes an ``AnalyzerRun`` with a status of ok, failed, timeout or
-skipped.
+``analyze_source`` is the one way a source is analyzed, by ``kiskadee
+analyze`` (which stores the outcome itself) and by a runner (which sends it
+to the monitor). Each analyzer that applies runs in a sandbox; one
+analyzer's crash, timeout or absence never stops the others: each outcome
+becomes an ``AnalyzerRun`` with a status of ok, failed, timeout or skipped.
 """
 
 import dataclasses
@@ -13,10 +15,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from kiskadee.analysis.analyzers.base import Analyzer, ReportError
 from kiskadee.analysis.sandbox.base import Limits, Sandbox
+from kiskadee.config import AnalysisConfig
 from kiskadee.core import languages, ranking
+from kiskadee.core.events import SourceEvent
 from kiskadee.core.findings import assign_fingerprints
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.errors import AnalyzerUnavailable
+from kiskadee.sources.fetcher import Fetcher
+from kiskadee.sources.prepare import unpack_source, work_directory
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +31,36 @@ UNKNOWN_VERSION = "unknown"
 
 
 Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalyzedSource:
+    """What ``analyze_source`` found, and what exactly it analyzed."""
+
+    runs: List[AnalyzerRun]
+    url: str            # where the analyzed source came from
+    sha256: str         # of the archive analyzed, '' for a directory
+
+
+def analyze_source(event: SourceEvent, fetcher: Fetcher, analyzers: Sequence[Analyzer], sandbox: Sandbox,
+                   limits: Limits, settings: AnalysisConfig, activity: Optional[Progress] = None) -> AnalyzedSource:
+    """Fetch the source of ``event`` with ``fetcher``, unpack it safely and run ``analyzers`` over it.
+
+    Everything happens in a fresh work directory under ``settings.work_dir``,
+    removed afterwards; ``activity`` is told what is being done, in words.
+    Raises the fetcher's SourceError (or its transient and unresolved kinds)
+    when the source cannot be had or is refused while unpacking.
+    """
+    tell = activity or (lambda text: None)
+    with work_directory(settings) as work:
+        tell(f"fetching {event.package} {event.version}")
+        download_dir = work / "download"
+        download_dir.mkdir()
+        source = fetcher.download(event, download_dir)
+        root = source.path if source.path.is_dir() else unpack_source(source.path, work, settings)
+        runs = analyze_tree(root, analyzers, sandbox, limits,
+                            lambda name: tell(f"analyzing {event.package} {event.version} with {name}"), str(work))
+    return AnalyzedSource(runs, source.url, source.sha256)
 
 
 def analyze_tree(

@@ -1,0 +1,1 @@
+"""Pure values every layer shares: no database, no sockets, no files (see README, "For developers")."""

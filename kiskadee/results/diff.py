@@ -2,9 +2,10 @@
 
 Findings are matched by fingerprint (``kiskadee.core.findings``), which leaves out
 line numbers and the version-bearing top directory, so code that only moved
-stays unchanged. An analyzer is compared only where it completed (``ok`` or
-``skipped``) on both versions: the findings of an analyzer that failed, timed
-out or did not run on either side are "not analyzed", never new or fixed. An
+stays unchanged. An analyzer is compared only where it completed (``ok``,
+``kiskadee.core.states.COMPLETED``) on both versions: the findings of an
+analyzer that failed, timed out, skipped (none of its files) or did not run on
+either side are "not analyzed", never new or fixed. An
 analyzer whose tool version differs between the two runs is compared but
 flagged, since its new and fixed findings may come from the tool rather than
 from the code. Likewise, file by file, for the analyzers that compile the
@@ -12,23 +13,24 @@ code: a finding in a file that one side could not analyze (it did not
 compile, or ran out of time; the analysis's ``failed_files``) is "not
 analyzed" rather than new or fixed.
 
-SQLite compares the fingerprints, from an index; the details of the findings
-to show are read afterwards by id, so unchanged findings cost little.
+SQLite compares the fingerprints, from an index (``kiskadee.store.findings``);
+the details of the findings to show are read afterwards by id, so unchanged
+findings cost little. ``kiskadee.results.render.diff_text`` writes the result
+for people.
 """
 
 import dataclasses
 import logging
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
+from kiskadee.core.states import COMPLETED
 from kiskadee.errors import NotFoundError, UsageError
-from kiskadee.results import render
-from kiskadee.store import lineage, waivers
+from kiskadee.store import findings as stored
+from kiskadee.store import lineage, queries, waivers
 from kiskadee.store.models import Version
 
 log = logging.getLogger(__name__)
 
-COMPLETED = ("ok", "skipped")
-CHUNK = 900
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +111,11 @@ class VersionDiff:
 
 def resolve(package: str, numbers: Sequence[str]) -> Tuple[Version, Version]:
     """OLD and NEW from ``[OLD] NEW``; OLD defaults to the analyzed version before NEW."""
-    from kiskadee.store.queries import find_version
-
     if not 1 <= len(numbers) <= 2:
         raise UsageError("give NEW, or OLD and NEW")
-    new = find_version(package, numbers[-1])
+    new = queries.find_version(package, numbers[-1])
     if len(numbers) == 2:
-        old = Version.get_or_none((Version.package == new.package) & (Version.number == numbers[0]))
+        old = queries.other_version(new, numbers[0])
         if old is None:
             raise NotFoundError(f"no version {numbers[0]} of {package} in the database")
     else:
@@ -150,18 +150,11 @@ def _classify(diff: VersionDiff, comparison: Comparison) -> None:
     diff.new_ids += new_ids
     diff.fixed_ids += fixed_ids
     diff.not_analyzed_ids += new_unseen + fixed_unseen
-    diff.unchanged += _count(comparison.new) - len(new_ids) - len(new_unseen)
-
-
-def _sql(statement: str, *params):
-    db = Version._meta.database
-    return db.execute_sql(statement.replace("?", db.param), params)
+    diff.unchanged += stored.count(comparison.new.analysis_id) - len(new_ids) - len(new_unseen)
 
 
 def _runs(version: Version) -> Dict[str, Run]:
-    rows = _sql("SELECT az.name, a.id, a.status, az.version, a.error, a.failed_files FROM analysis a"
-                " JOIN analyzer az ON az.id = a.analyzer_id WHERE a.version_id = ?", version.id)
-    return {name: Run(*rest, unanalyzed=_files(failed)) for name, *rest, failed in rows}
+    return {name: Run(*rest, unanalyzed=_files(failed)) for name, *rest, failed in stored.analyses(version.id)}
 
 
 def _files(failed_files: str) -> FrozenSet[str]:
@@ -173,54 +166,22 @@ def _partition(ids: List[int], unanalyzed: FrozenSet[str]) -> Tuple[List[int], L
     """``ids`` split into the findings outside the ``unanalyzed`` files and those in them."""
     if not unanalyzed or not ids:
         return ids, []
-    inside = set()
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        rows = _sql(f"SELECT id, path FROM finding WHERE id IN ({', '.join('?' * len(chunk))})", *chunk)
-        inside.update(finding_id for finding_id, path in rows if path in unanalyzed)
+    inside = {finding_id for finding_id, path in stored.paths(ids).items() if path in unanalyzed}
     return [i for i in ids if i not in inside], [i for i in ids if i in inside]
 
 
 def _ids(run: Optional[Run]) -> List[int]:
-    if run is None:
-        return []
-    return [row[0] for row in _sql("SELECT id FROM finding WHERE analysis_id = ?", run.analysis_id)]
-
-
-def _count(run: Run) -> int:
-    return _sql("SELECT COUNT(*) FROM finding WHERE analysis_id = ?", run.analysis_id).fetchone()[0]
+    return [] if run is None else stored.of_analysis(run.analysis_id)
 
 
 def _matching(run: Run, other: Run, present: bool) -> List[int]:
-    """Ids of ``run``'s findings whose fingerprint ``other`` has (``present``) or lacks.
-
-    SQLite answers from the (analysis_id, fingerprint) index alone, probing the
-    other analysis for each fingerprint: faster than reading both into Python.
-    """
-    exists = "EXISTS" if present else "NOT EXISTS"
-    return [row[0] for row in _sql(
-        f"SELECT f.id FROM finding f WHERE f.analysis_id = ? AND {exists} (SELECT 1 FROM finding g"
-        " WHERE g.analysis_id = ? AND g.fingerprint = f.fingerprint)", run.analysis_id, other.analysis_id)]
-
-
-FINDING_QUERY = (
-    "SELECT f.id, az.name, v.number, f.path, f.line, f.\"column\", f.function, f.check_id, f.cwe,"
-    " f.severity, f.message, f.fingerprint, f.rank, f.survived"
-    " FROM finding f JOIN analysis a ON a.id = f.analysis_id JOIN analyzer az ON az.id = a.analyzer_id"
-    " JOIN version v ON v.id = a.version_id WHERE f.id IN ({marks})"
-)
-FINDING_FIELDS = ("id", "analyzer", "version", "path", "line", "column", "function", "check_id", "cwe",
-                  "severity", "message", "fingerprint", "rank", "survived")
+    """Ids of ``run``'s findings whose fingerprint ``other`` has (``present``) or lacks."""
+    return stored.matching(run.analysis_id, other.analysis_id, present)
 
 
 def findings(ids: Iterable[int], waived: Dict[str, Dict]) -> List[Dict]:
     """The findings with these ids, best ranked first, each with its waiver or None."""
-    ids = list(ids)
-    rows = []
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        rows += _sql(FINDING_QUERY.format(marks=", ".join("?" * len(chunk))), *chunk).fetchall()
-    found = [dict(zip(FINDING_FIELDS, row)) for row in rows]
+    found = stored.details(ids)
     for finding in found:
         finding["waiver"] = waived.get(finding["fingerprint"])
     return sorted(found, key=lambda f: (-f["rank"], f["path"], f["line"], f["id"]))
@@ -254,40 +215,3 @@ def _comparison_data(comparison: Comparison, old: str, new: str) -> Dict:
     return {"analyzer": comparison.analyzer, "old": side(comparison.old), "new": side(comparison.new),
             "compared": comparison.compared, "version_changed": comparison.version_changed,
             "note": comparison.note(old, new)}
-
-
-def as_text(data: Dict, unchanged: bool = False) -> str:
-    """The diff for a terminal: analyzers, counts, then the findings that matter."""
-    old, new = data["old"], data["new"]
-    counts = data["counts"]
-    lines = [f"{data['package']} {old} -> {new} ({data['fetcher']})", "",
-             render.table(("ANALYZER", old, new, "NOTE"),
-                          [(a["analyzer"], _side_text(a["old"]), _side_text(a["new"]), a["note"] or "compared")
-                           for a in data["analyzers"]]),
-             "", f"new {counts['new']}, fixed {counts['fixed']}, unchanged {counts['unchanged']}, "
-                 f"not analyzed {counts['not_analyzed']}"]
-    sections = [("new in " + new, data["new_findings"]), ("fixed in " + new, data["fixed_findings"]),
-                ("not analyzed on one side (neither new nor fixed)", data["not_analyzed_findings"])]
-    if unchanged:
-        sections.append(("unchanged", data["unchanged_findings"]))
-    for title, rows in sections:
-        if rows:
-            lines += ["", f"{title}:", findings_table(rows)]
-    return "\n".join(lines)
-
-
-def _side_text(side: Optional[Dict]) -> str:
-    return "did not run" if side is None else f"{side['status']} ({side['tool_version']})"
-
-
-def findings_table(rows: List[Dict]) -> str:
-    """Findings with their fingerprint and waiver, for ``diff``."""
-    return render.table(
-        ("RANK", "SEVERITY", "ANALYZER", "VERSION", "LOCATION", "CHECK", "CWE", "FINGERPRINT", "WAIVER", "MESSAGE"),
-        [(f"{f['rank']:.1f}", f["severity"], f["analyzer"], f["version"], f"{f['path']}:{f['line']}",
-          f["check_id"], f["cwe"] or "", f["fingerprint"][:12], (f["waiver"] or {}).get("kind", ""),
-          _shorten(f["message"], 60)) for f in rows])
-
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,11 +1,20 @@
-"""Formatting results for people: aligned tables on a terminal, JSON for programs."""
+"""Formatting results for people: aligned tables on a terminal, JSON for programs.
 
+The text of ``packages``, ``show`` (and ``analyze``), ``diff`` and ``status``:
+each function takes the plain data a query or ``kiskadee.results.diff``
+returns and gives a string; the command line prints it.
+"""
+
+import datetime
 import json
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from kiskadee.core.findings import SEVERITIES
+from kiskadee.core.states import VersionState
 
 FAILED_FILES_SHOWN = 20     # files not analyzed listed per analyzer; the database has them all
+# Versions counted in 'kiskadee status' even at zero; seen and unresolved only when present.
+ALWAYS_COUNTED = (VersionState.QUEUED, VersionState.LEASED, VersionState.DONE, VersionState.FAILED)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -83,4 +92,101 @@ def _shorten(text: str, width: int) -> str:
 
 
 def as_json(data: object) -> str:
+    """``data`` as indented JSON with sorted keys."""
     return json.dumps(data, indent=2, sort_keys=True)
+
+
+def jsonable(value):
+    """``value`` with datetimes as ISO 8601 strings (UTC), for ``as_json``."""
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [jsonable(item) for item in value]
+    if isinstance(value, datetime.datetime):
+        return value.isoformat() + "Z"
+    return value
+
+
+# diff ------------------------------------------------------------------------
+
+def diff_text(data: Dict, unchanged: bool = False) -> str:
+    """The diff (``kiskadee.results.diff.as_data``) for a terminal: analyzers, counts, then the findings that matter."""
+    old, new = data["old"], data["new"]
+    counts = data["counts"]
+    lines = [f"{data['package']} {old} -> {new} ({data['fetcher']})", "",
+             table(("ANALYZER", old, new, "NOTE"),
+                   [(a["analyzer"], _side_text(a["old"]), _side_text(a["new"]), a["note"] or "compared")
+                    for a in data["analyzers"]]),
+             "", f"new {counts['new']}, fixed {counts['fixed']}, unchanged {counts['unchanged']}, "
+                 f"not analyzed {counts['not_analyzed']}"]
+    sections = [("new in " + new, data["new_findings"]), ("fixed in " + new, data["fixed_findings"]),
+                ("not analyzed on one side (neither new nor fixed)", data["not_analyzed_findings"])]
+    if unchanged:
+        sections.append(("unchanged", data["unchanged_findings"]))
+    for title, rows in sections:
+        if rows:
+            lines += ["", f"{title}:", _diff_findings_table(rows)]
+    return "\n".join(lines)
+
+
+def _side_text(side: Optional[Dict]) -> str:
+    return "did not run" if side is None else f"{side['status']} ({side['tool_version']})"
+
+
+def _diff_findings_table(rows: List[Dict]) -> str:
+    """Findings with the version they belong to, their fingerprint and waiver."""
+    return table(
+        ("RANK", "SEVERITY", "ANALYZER", "VERSION", "LOCATION", "CHECK", "CWE", "FINGERPRINT", "WAIVER", "MESSAGE"),
+        [(f"{f['rank']:.1f}", f["severity"], f["analyzer"], f["version"], f"{f['path']}:{f['line']}",
+          f["check_id"], f["cwe"] or "", f["fingerprint"][:12], (f["waiver"] or {}).get("kind", ""),
+          _shorten(f["message"], 60)) for f in rows])
+
+
+# status ----------------------------------------------------------------------
+
+def status_text(data: Dict, now: datetime.datetime) -> str:
+    """The status report (``kiskadee.store.status.collect``) for people."""
+    counts = data["versions"]
+    lines = ["versions: " + "  ".join(f"{state} {n}" for state, n in counts.items()
+                                      if n or state in ALWAYS_COUNTED)]
+    lines.append(_queue_line(data["queue"], now))
+    lines += ["", _runners_text(data["runners"])]
+    if data["failures"]:
+        lines += ["", "recent failures:", table(
+            ("PACKAGE", "VERSION", "STATE", "FINISHED", "ERROR"),
+            [(f["package"], f["version"], f["state"], _when(f["finished_at"]), _shorten(_one_line(f["error"]), 70))
+             for f in data["failures"]])]
+    return "\n".join(lines)
+
+
+def _queue_line(queue: Dict, now: datetime.datetime) -> str:
+    line = f"queue: {queue['due']} due now, {queue['waiting']} waiting on backoff"
+    if queue["next_due"]:
+        line += f" (next in {_ago((queue['next_due'] - now).total_seconds())})"
+    return line
+
+
+def _runners_text(rows: List[Dict]) -> str:
+    if not rows:
+        return "no runners yet; start them with 'kiskadee run' or 'kiskadee runner'"
+    return table(
+        ("RUNNER", "STATE", "PACKAGE", "VERSION", "ACTIVITY", "LAST SEEN"),
+        [(r["name"], r["state"], r["package"], r["version"], r["activity"],
+          f"{_ago(r['seconds_ago'])} ago") for r in rows])
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def _when(moment: Optional[datetime.datetime]) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

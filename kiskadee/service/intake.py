@@ -46,8 +46,12 @@ class MonitorUnavailable(KiskadeeError):
 
 
 def event_frame(event: SourceEvent) -> bytes:
-    """The wire form of a source event."""
-    return wire.encode("source", **dataclasses.asdict(event))
+    """The wire form of a source event.
+
+    Field by field rather than ``dataclasses.asdict``, whose deep copy of ``meta``
+    took a third of the fedmsg bridge's time per message.
+    """
+    return wire.encode("source", **{field.name: getattr(event, field.name) for field in dataclasses.fields(event)})
 
 
 def seq_ranges(seqs: Iterable[int]) -> List[List[int]]:

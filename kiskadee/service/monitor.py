@@ -12,7 +12,6 @@ acknowledging it.
 import collections
 import json
 import logging
-import time
 from typing import Dict, Optional
 
 import peewee
@@ -20,14 +19,15 @@ import zmq
 
 from kiskadee.config import Config
 from kiskadee.core.runs import AnalyzerRun
+from kiskadee.core.states import IN_QUEUE
 from kiskadee.service import wire
 from kiskadee.service.intake import IntakeReceiver
-from kiskadee.service.loop import Service
+from kiskadee.service.loop import Instant, Service
 from kiskadee.service.systemd import bind, listen_fds
 from kiskadee.store import queue
 from kiskadee.store.catalog import Catalog
 from kiskadee.store.db import open_database
-from kiskadee.store.models import Runner, Version, utcnow
+from kiskadee.store.models import Runner, Version
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,10 @@ class Monitor(Service):
                                           ("analyze", "lease_seconds", "max_attempts", "backoff_seconds")})
         self.context = context or zmq.Context.instance()
         self.catalog = Catalog(self.policy)
-        self.idle: "collections.OrderedDict[bytes, float]" = collections.OrderedDict()
+        self.idle: "collections.OrderedDict[bytes, Instant]" = collections.OrderedDict()  # when each said ready
         self.counters: Dict[str, int] = collections.Counter()
-        self._housekept = 0.0
+        self.poll_ms = POLL_MS          # how long a step waits for a message; tests drive steps faster
+        self._housekept: Optional[Instant] = None
 
     def setup(self) -> None:
         self.db = open_database(self.settings.database.path,
@@ -69,17 +70,17 @@ class Monitor(Service):
         log.info("monitor listening: intake %s, work %s%s", ", ".join(intake), ", ".join(work),
                  " (sockets from systemd)" if inherited else "")
 
-    def step(self) -> None:
-        ready = dict(self.poller.poll(POLL_MS))
+    def step(self, now: Instant) -> None:
+        """Record waiting events and runner messages, expire what ran out by ``now``, hand out jobs."""
+        ready = dict(self.poller.poll(self.poll_ms))
         if self.intake in ready:
-            self.take_events()
+            self.take_events(now)
         if self.work in ready:
-            self.take_runner_messages()
-        now = time.monotonic()
-        if now - self._housekept >= HOUSEKEEPING_SECONDS:
+            self.take_runner_messages(now)
+        if self._housekept is None or now.since(self._housekept) >= HOUSEKEEPING_SECONDS:
             self._housekept = now
-            self.housekeeping()
-        self.dispatch()
+            self.housekeeping(now)
+        self.dispatch(now)
 
     def teardown(self) -> None:
         for sock in (getattr(self, "intake", None), getattr(self, "work", None)):
@@ -90,14 +91,14 @@ class Monitor(Service):
 
     # intake -----------------------------------------------------------------
 
-    def take_events(self) -> None:
+    def take_events(self, now: Instant) -> None:
         """Record the events waiting on the intake socket, a batch per transaction."""
         frames, seqs = self.receiver.receive(self.settings.monitor.batch)
-        now = str(utcnow())     # formatted once per batch: the hot path records thousands
+        stamp = str(now.utc)    # formatted once per batch: the hot path records thousands
         queued_before = self.counters["queued"]
         with self.db.atomic():
             for frame in frames:
-                self._record(frame, now)
+                self._record(frame, stamp)
             self.catalog.flush()
         self.receiver.acknowledge(seqs)     # after the commit: senders re-send what is not acknowledged
         if self.counters["queued"] > queued_before:
@@ -121,7 +122,8 @@ class Monitor(Service):
 
     # runners ----------------------------------------------------------------
 
-    def take_runner_messages(self) -> None:
+    def take_runner_messages(self, now: Instant) -> None:
+        """Handle every message waiting on the work socket."""
         while True:
             try:
                 identity, frame = self.work.recv_multipart(zmq.NOBLOCK)
@@ -131,9 +133,9 @@ class Monitor(Service):
                 self.counters["rejected"] += 1
                 log.warning("rejected a work message that was not one frame")
                 continue
-            self._handle_runner(identity, frame)
+            self._handle_runner(identity, frame, now)
 
-    def _handle_runner(self, identity: bytes, frame: bytes) -> None:
+    def _handle_runner(self, identity: bytes, frame: bytes, now: Instant) -> None:
         try:
             message = wire.decode(frame)
         except wire.WireError as exc:
@@ -145,18 +147,18 @@ class Monitor(Service):
         if handler is None:
             log.warning("runner %r sent a %s message, which runners do not send", identity, message.type)
             return
-        handler(identity, message.fields)
+        handler(identity, message.fields, now)
 
-    def _on_ready(self, identity: bytes, fields: dict) -> None:
-        self.idle[identity] = time.monotonic()
-        self._runner_seen(fields["runner"], state="idle", version=None, activity="")
+    def _on_ready(self, identity: bytes, fields: dict, now: Instant) -> None:
+        self.idle[identity] = now
+        self._runner_seen(fields["runner"], now, state="idle", version=None, activity="")
 
-    def _on_heartbeat(self, identity: bytes, fields: dict) -> None:
-        if not queue.heartbeat(fields["job"], fields["runner"], self.policy, utcnow()):
+    def _on_heartbeat(self, identity: bytes, fields: dict, now: Instant) -> None:
+        if not queue.heartbeat(fields["job"], fields["runner"], self.policy, now.utc):
             log.info("heartbeat from %s for job %s it no longer holds", fields["runner"], fields["job"])
-        self._runner_seen(fields["runner"], state="busy", version=fields["job"], activity=fields["activity"])
+        self._runner_seen(fields["runner"], now, state="busy", version=fields["job"], activity=fields["activity"])
 
-    def _on_result(self, identity: bytes, fields: dict) -> None:
+    def _on_result(self, identity: bytes, fields: dict, now: Instant) -> None:
         try:
             runs = [AnalyzerRun.from_wire(run) for run in fields["runs"]]
         except (TypeError, ValueError) as exc:
@@ -165,13 +167,13 @@ class Monitor(Service):
             fields = dict(fields, error=f"malformed result: {exc}", transient=False)
             runs = []
         with self.db.atomic():
-            outcome = queue.complete(fields["job"], fields, runs, self.policy, utcnow())
+            outcome = queue.complete(fields["job"], fields, runs, self.policy, now.utc)
         self.counters[f"result-{outcome}"] += 1
         log.info("job %s from %s: %s", fields["job"], fields["runner"], outcome)
         self._send(identity, wire.encode("ack", job=fields["job"]))
 
-    def _runner_seen(self, name: str, **state) -> None:
-        Runner.insert(name=name, last_seen=utcnow(), **state).on_conflict(
+    def _runner_seen(self, name: str, now: Instant, **state) -> None:
+        Runner.insert(name=name, last_seen=now.utc, **state).on_conflict(
             conflict_target=[Runner.name], preserve=[Runner.last_seen],
             update={Runner.state: state["state"], Runner.version: state["version"],
                     Runner.activity: state["activity"]},
@@ -188,12 +190,12 @@ class Monitor(Service):
 
     # jobs -------------------------------------------------------------------
 
-    def dispatch(self) -> None:
-        """Hand queued jobs to idle runners, oldest waiting runner first."""
+    def dispatch(self, now: Instant) -> None:
+        """Hand the jobs due at ``now`` to idle runners, oldest waiting runner first."""
         while self.idle:
             identity = next(iter(self.idle))
             with self.db.atomic():
-                job = queue.lease(identity.decode(errors="replace"), self.policy, utcnow())
+                job = queue.lease(identity.decode(errors="replace"), self.policy, now.utc)
             if job is None:
                 return
             self.idle.pop(identity)
@@ -202,17 +204,19 @@ class Monitor(Service):
                 continue
             log.info("job %s (%s %s) to %s", job.id, job.package.name, job.number, identity.decode(errors="replace"))
 
-    def housekeeping(self) -> None:
+    def housekeeping(self, now: Instant) -> None:
+        """Re-queue the jobs whose lease ran out by ``now``, forget runners long silent, report status."""
         with self.db.atomic():
-            queue.expire_leases(self.policy, utcnow())
-        stale = [i for i, seen in self.idle.items() if time.monotonic() - seen > IDLE_RUNNER_TTL]
+            queue.expire_leases(self.policy, now.utc)
+        stale = [i for i, seen in self.idle.items() if now.since(seen) > IDLE_RUNNER_TTL]
         for identity in stale:
             self.idle.pop(identity)
         self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
+        """The STATUS= line: jobs queued and running, idle runners, rejected messages."""
         counts = dict(Version.select(Version.state, peewee.fn.COUNT(Version.id))
-                      .where(Version.state.in_(("queued", "leased")))
+                      .where(Version.state.in_(IN_QUEUE))
                       .group_by(Version.state).tuples())
         return (f"{counts.get('queued', 0)} queued, {counts.get('leased', 0)} running, "
                 f"{len(self.idle)} runners idle, {self.counters['rejected']} rejected")

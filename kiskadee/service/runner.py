@@ -10,26 +10,22 @@ when the lease runs out).
 import logging
 import os
 import socket
-import tempfile
 import threading
-import time
 import traceback
-from pathlib import Path
 from typing import Optional
 
 import zmq
 
 from kiskadee.analysis.analyzers import make_analyzers
-from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.pipeline import analyze_source
 from kiskadee.analysis.sandbox import make_sandbox
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.config import Config
 from kiskadee.core.events import SourceEvent
 from kiskadee.errors import ConfigError, SourceError, TransientError, TransientSourceError, UnresolvedSource
 from kiskadee.service import wire
-from kiskadee.service.loop import Service
+from kiskadee.service.loop import Instant, Service
 from kiskadee.sources import make_fetcher
-from kiskadee.sources.prepare import unpack_source
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +47,14 @@ class RunnerService(Service):
         self.runner_name = runner_name or default_name()
         self.context = context or zmq.Context.instance()
         self.activity = ""
-        self._announced = 0.0
+        self.poll_ms = POLL_MS          # how long a step waits; tests drive steps faster
+        self.job: Optional[dict] = None     # the job in hand, from its arrival until its result is acknowledged
+        self._worker: Optional[threading.Thread] = None
+        self._outcome: dict = {}
+        self._result: Optional[bytes] = None    # the result message, once the worker is done
+        self._announced: Optional[Instant] = None   # None: announce at the next step
+        self._beat: Optional[Instant] = None
+        self._sent: Optional[Instant] = None
         self._sandbox_down = False
 
     def setup(self) -> None:
@@ -69,18 +72,31 @@ class RunnerService(Service):
         if getattr(self, "sock", None) is not None:
             self.sock.close(linger=0)
 
-    def step(self) -> None:
-        if time.monotonic() - self._announced >= READY_SECONDS:
-            self._announced = time.monotonic()
+    def should_stop(self) -> bool:
+        # The first stop request lets the job in hand finish and its result reach the monitor.
+        return self.stop_requests > 0 and self.job is None
+
+    def step(self, now: Instant) -> None:
+        """Wait for a job, watch the one being analyzed, or deliver its result, as of ``now``."""
+        if self.job is None:
+            self._wait_for_job(now)
+        elif self._result is None:
+            self._watch_worker(now)
+        else:
+            self._await_acknowledgement(now)
+
+    def _wait_for_job(self, now: Instant) -> None:
+        """Announce this runner every READY_SECONDS; start on the job the monitor sends."""
+        if self._announced is None or now.since(self._announced) >= READY_SECONDS:
+            self._announced = now
             if self._sandbox_ready():
                 self.sock.send(wire.encode("ready", runner=self.runner_name))
                 self.notifier.status("idle, waiting for a job")
-        if not self.sock.poll(POLL_MS):
+        if not self.sock.poll(self.poll_ms):
             return
         message = self._receive()
         if message is not None and message.type == "job":
-            self.work_on(message.fields)
-            self._announced = 0.0           # ask for the next job at once
+            self.work_on(message.fields, now)
 
     def _sandbox_ready(self) -> bool:
         """False while the sandbox cannot run analyzers (container engine down): no job is taken then."""
@@ -106,46 +122,61 @@ class RunnerService(Service):
 
     # one job ----------------------------------------------------------------
 
-    def work_on(self, job: dict) -> None:
-        """Analyze one job in a worker thread, with heartbeats; then deliver the result."""
+    def work_on(self, job: dict, now: Instant) -> None:
+        """Start analyzing one job in a worker thread; the next steps watch it and deliver its result."""
         log.info("job %s: %s %s from %s", job["job"], job["package"], job["version"], job["fetcher"])
-        outcome: dict = {}
-        worker = threading.Thread(target=self._analyze, args=(job, outcome), daemon=True)
-        worker.start()
-        if not self._wait_for(worker, job):
-            log.warning("job %s aborted; the monitor will hand it out again", job["job"])
+        self.job, self._outcome, self._beat = job, {}, now
+        self._worker = threading.Thread(target=self._analyze, args=(job, self._outcome), daemon=True)
+        self._worker.start()
+
+    def _watch_worker(self, now: Instant) -> None:
+        """Heartbeat while the worker runs; a second stop request aborts it."""
+        self._worker.join(self.poll_ms / 1000)
+        if self.stop_requests >= 2:
+            self.sandbox.abort()
+            log.warning("job %s aborted; the monitor will hand it out again", self.job["job"])
+            self._drop_job()
             return
-        self._deliver(wire.encode("result", runner=self.runner_name, job=job["job"], **outcome["result"]))
-        if "crash" in outcome:
-            raise outcome["crash"]
-
-    def _wait_for(self, worker: threading.Thread, job: dict) -> bool:
-        """Heartbeat while the worker runs; False if a second stop request aborted it."""
-        last_beat = time.monotonic()
-        while worker.is_alive():
-            worker.join(POLL_MS / 1000)
-            self.notifier.watchdog()
-            if self.stop_requests >= 2:
-                self.sandbox.abort()
-                return False
-            if time.monotonic() - last_beat >= self.settings.runner.heartbeat_seconds:
-                last_beat = time.monotonic()
-                self.sock.send(wire.encode("heartbeat", runner=self.runner_name, job=job["job"],
+        if self._worker.is_alive():
+            if now.since(self._beat) >= self.settings.runner.heartbeat_seconds:
+                self._beat = now
+                self.sock.send(wire.encode("heartbeat", runner=self.runner_name, job=self.job["job"],
                                            activity=self.activity))
-        return True
+            return
+        self._result = wire.encode("result", runner=self.runner_name, job=self.job["job"],
+                                   **self._outcome["result"])
+        self._send_result(now)
 
-    def _deliver(self, result: bytes) -> None:
-        """Send the result until the monitor acknowledges it (or a second stop request)."""
-        while self.stop_requests < 2:
-            self.sock.send(result)
-            deadline = time.monotonic() + ACK_SECONDS
-            while time.monotonic() < deadline:
-                self.notifier.watchdog()
-                if self.sock.poll(POLL_MS):
-                    message = self._receive()
-                    if message is not None and message.type == "ack":
-                        return
+    def _await_acknowledgement(self, now: Instant) -> None:
+        """Send the result again every ACK_SECONDS until the monitor acknowledges it (or a second stop)."""
+        if self.stop_requests >= 2:
+            log.warning("job %s: stopping before the monitor acknowledged its result", self.job["job"])
+            self._finish_job()
+            return
+        if self.sock.poll(self.poll_ms):
+            message = self._receive()
+            # An acknowledgement of an earlier job's re-sent result is not this one's.
+            if message is not None and message.type == "ack" and message.fields["job"] == self.job["job"]:
+                self._finish_job()
+                return
+        if now.since(self._sent) >= ACK_SECONDS:
             log.warning("no acknowledgement from the monitor yet; sending the result again")
+            self._send_result(now)
+
+    def _send_result(self, now: Instant) -> None:
+        self.sock.send(self._result)
+        self._sent = now
+
+    def _finish_job(self) -> None:
+        """The result is delivered: ask for the next job at once; re-raise the worker's crash, if any."""
+        crash = self._outcome.get("crash")
+        self._drop_job()
+        if crash is not None:
+            raise crash
+
+    def _drop_job(self) -> None:
+        self.job, self._worker, self._outcome, self._result = None, None, {}, None
+        self._announced = None
 
     def _analyze(self, job: dict, outcome: dict) -> None:
         """The worker thread: fetch, unpack, analyze; never raises."""
@@ -166,17 +197,11 @@ class RunnerService(Service):
             outcome["crash"] = exc
 
     def _analyze_event(self, event: SourceEvent) -> dict:
-        analysis = self.settings.analysis
-        work_root = analysis.work_dir or None
-        with tempfile.TemporaryDirectory(prefix="kiskadee-", dir=work_root) as work:
-            self._set_activity(f"fetching {event.package} {event.version}")
-            download_dir = Path(work) / "download"
-            download_dir.mkdir()
-            source = make_fetcher(event.fetcher, self.settings).download(event, download_dir)
-            root = source.path if source.path.is_dir() else unpack_source(source.path, Path(work), analysis)
-            progress = lambda name: self._set_activity(f"analyzing {event.package} {event.version} with {name}")
-            runs = analyze_tree(root, self.analyzers, self.sandbox, self.limits, progress, work)
-        return {"runs": [run.to_wire() for run in runs], "source_url": source.url, "sha256": source.sha256}
+        fetcher = make_fetcher(event.fetcher, self.settings)
+        analyzed = analyze_source(event, fetcher, self.analyzers, self.sandbox, self.limits,
+                                  self.settings.analysis, self._set_activity)
+        return {"runs": [run.to_wire() for run in analyzed.runs], "source_url": analyzed.url,
+                "sha256": analyzed.sha256}
 
     def _set_activity(self, text: str) -> None:
         self.activity = text

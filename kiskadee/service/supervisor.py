@@ -30,7 +30,8 @@ from typing import List, Optional, Sequence, Tuple
 
 from kiskadee.config import Config
 from kiskadee.errors import EXIT_CONFIG, EXIT_OK
-from kiskadee.results import status
+from kiskadee.service.loop import Instant, read_clock
+from kiskadee.service.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,10 @@ def polling_fetchers(settings: Config, command: List[str]) -> List[Child]:
 class Supervisor:
     """The children of ``kiskadee run`` and the loop that keeps them going."""
 
-    def __init__(self, settings: Config, config_path: Optional[str], verbosity: int):
-        command = kiskadee_command() + common_args(config_path, verbosity)
+    def __init__(self, settings: Config, config_path: Optional[str], verbosity: int,
+                 program: Optional[Sequence[str]] = None):
+        """``program`` is what every child runs, before its subcommand: ``python -m kiskadee`` unless given."""
+        command = list(program or kiskadee_command()) + common_args(config_path, verbosity)
         self.monitor = Child("monitor", command + ["monitor"])
         count = settings.runner.count or os.cpu_count() or 1
         self.runners = [Child(f"runner-{i}", command + ["runner", "--name", f"runner-{i}"])
@@ -125,9 +128,9 @@ class Supervisor:
         self.fetchers = polling_fetchers(settings, command)
         endpoint = settings.service.intake_endpoint
         self.intake = endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else None
-        self.progress = status.Progress(settings, verbosity)
+        self.progress = Progress(settings, verbosity)
         self.intake_before = _stat(self.intake)     # a stale socket file does not count
-        self.ready_by = 0.0
+        self.ready_by: Optional[float] = None     # set at the first step
         self.signals = 0                # incremented by the signal handler, nothing else
         self.handled = 0
         self.ready = False
@@ -137,9 +140,8 @@ class Supervisor:
 
     def serve(self) -> int:
         """Run until a stop signal, then stop everything in order; returns the exit code."""
-        self.ready_by = time.monotonic() + READY_TIMEOUT
         while self.signals == 0:
-            self._tick(time.monotonic())
+            self.step(read_clock())
             time.sleep(TICK)
         self._next_signal()
         self.progress.say("stopping: the runners finish their current analysis; interrupt again to abort")
@@ -149,19 +151,23 @@ class Supervisor:
         self._wait_for(workers, deadline=None, keep_monitor=True)
         log.info("runners and fetchers stopped; stopping the monitor")
         self.monitor.signal(signal.SIGTERM)
-        self._wait_for([self.monitor], deadline=time.monotonic() + MONITOR_GRACE, keep_monitor=False)
+        self._wait_for([self.monitor], deadline=read_clock().monotonic + MONITOR_GRACE, keep_monitor=False)
         self.progress.finish()
         self.progress.say("stopped")
         return EXIT_OK
 
-    def _tick(self, now: float) -> None:
-        self._keep_up(self.monitor, now)
-        if self.ready or self._check_ready(now):
+    def step(self, now: Instant) -> None:
+        """One look at the children at ``now``: restart, start or schedule what is due."""
+        seconds = now.monotonic     # children's start times and backoffs are durations, nothing stored
+        if self.ready_by is None:
+            self.ready_by = seconds + READY_TIMEOUT
+        self._keep_up(self.monitor, seconds)
+        if self.ready or self._check_ready(seconds):
             for runner in self.runners:
-                self._keep_up(runner, now)
+                self._keep_up(runner, seconds)
             for fetcher in self.fetchers:
-                self._schedule(fetcher, now)
-        self.progress.update(now)
+                self._schedule(fetcher, seconds)
+        self.progress.update(seconds)
 
     def _check_ready(self, now: float) -> bool:
         """True once the monitor's intake socket appeared (or after READY_TIMEOUT regardless)."""
@@ -203,7 +209,7 @@ class Supervisor:
     def _wait_for(self, children: List[Child], deadline: Optional[float], keep_monitor: bool) -> None:
         """Wait until ``children`` have exited; later signals escalate, the deadline kills."""
         while any(child.alive for child in children):
-            now = time.monotonic()
+            now = read_clock().monotonic
             if self.signals > self.handled:
                 deadline = self._escalate(children, now, deadline)
             if deadline is not None and now >= deadline:

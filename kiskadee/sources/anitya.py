@@ -11,20 +11,19 @@ with every reason, and is recorded as 'unresolved'.
 
 Both buses deliver at most once, so ``poll`` (``kiskadee fetch anitya``)
 asks Anitya's HTTP API v2 for the versions of the projects kiskadee watches
-(``fetchers.anitya.projects`` and the projects already in the database) and
-announces those it missed: for a project it knows, every version newer than
+(``fetchers.anitya.projects`` and the projects already in the database, which
+the caller reads and passes in as ``known``: getting sources does not read the
+database) and announces those it missed: for a project it knows, every version newer than
 the oldest one it has, newest first, which the monitor deduplicates; for a
 project it has never seen, the latest version only.
 """
 
-import contextlib
 import dataclasses
 import json
 import logging
-import sqlite3
 import urllib.parse
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from kiskadee.config import AnityaFetcherConfig
 from kiskadee.core import versions
@@ -61,9 +60,10 @@ class AnityaFetcher(Fetcher):
     name = "anitya"
 
     def __init__(self, config: AnityaFetcherConfig, http: Http,
-                 make_debian: Optional[Callable[[], DebianFetcher]] = None, database_path: str = ""):
+                 make_debian: Optional[Callable[[], DebianFetcher]] = None,
+                 known: Optional[Dict[str, KnownProject]] = None):
         self.config, self.http = config, http
-        self.database_path = database_path
+        self.known = known or {}            # what the database holds, for gap filling
         self.resolvers = {}
         for resolver in (PypiResolver(http, config.pypi_url), GithubResolver(http, config.github_url),
                          GitlabResolver(http, config.gitlab_url), GnuResolver(http, config.gnu_url),
@@ -73,12 +73,11 @@ class AnityaFetcher(Fetcher):
         self.debian = DebianResolver(make_debian) if make_debian and config.debian else None
 
     @classmethod
-    def from_settings(cls, settings) -> "AnityaFetcher":
-        """The fetcher configured by ``settings`` (a kiskadee.config.Config)."""
+    def from_settings(cls, settings, known: Optional[Dict[str, KnownProject]] = None) -> "AnityaFetcher":
+        """The fetcher configured by ``settings`` (a kiskadee.config.Config); ``known``: see ``poll``."""
         analysis = settings.analysis
         return cls(settings.fetchers.anitya, Http(analysis.download_timeout, analysis.max_download_bytes),
-                   make_debian=lambda: DebianFetcher.from_settings(settings),
-                   database_path=settings.database.path)
+                   make_debian=lambda: DebianFetcher.from_settings(settings), known=known)
 
     # resolving ---------------------------------------------------------------
 
@@ -110,12 +109,11 @@ class AnityaFetcher(Fetcher):
         """Yield the versions of watched projects that kiskadee has not recorded (see the module doc)."""
         if not self.config.api_url:
             raise ConfigError("gap filling needs Anitya's address: set fetchers.anitya.api_url")
-        known = known_projects(self.database_path)
-        names = list(dict.fromkeys(list(self.config.projects) + sorted(known)))
+        names = list(dict.fromkeys(list(self.config.projects) + sorted(self.known)))
         log.info("asking %s about %d projects", self.config.api_url, len(names))
         for name in names:
             try:
-                yield from self._project_events(name, known.get(name))
+                yield from self._project_events(name, self.known.get(name))
             except TransientSourceError:
                 raise
             except SourceError as exc:
@@ -180,20 +178,11 @@ def missed_versions(listing: dict, known: List[str]) -> List[str]:
     return sorted(set(missed), key=versions.sort_key(SCHEME), reverse=True)
 
 
-def known_projects(database_path: str) -> Dict[str, KnownProject]:
-    """The anitya projects in the database, read-only; empty if there is no database to read."""
-    if not database_path or database_path == ":memory:" or not Path(database_path).exists():
-        return {}
-    uri = "file:%s?mode=ro" % urllib.parse.quote(str(Path(database_path).resolve()))
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as connection:
-            rows = connection.execute(
-                "SELECT p.name, v.number, v.event FROM version v JOIN package p ON p.id = v.package_id"
-                " JOIN fetcher f ON f.id = p.fetcher_id WHERE f.name = 'anitya' ORDER BY v.id").fetchall()
-    except sqlite3.Error as exc:
-        log.warning("cannot read the projects in %s (%s): polling the configured ones only",
-                    database_path, exc)
-        return {}
+def known_projects(rows: Iterable[Tuple[str, str, str]]) -> Dict[str, KnownProject]:
+    """The anitya projects of stored versions, from (package, number, event) rows oldest first.
+
+    The latest event carrying a project id gives the project's id and metadata.
+    """
     projects: Dict[str, KnownProject] = {}
     for name, number, event in rows:
         project = projects.setdefault(name, KnownProject())

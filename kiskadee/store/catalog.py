@@ -2,15 +2,19 @@
 
 import datetime
 import json
+import logging
 from collections import defaultdict
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from kiskadee.core import versions
+from kiskadee.core.states import VersionState
 from kiskadee.store import sql
 from kiskadee.store.models import Fetcher
 from kiskadee.store.queue import QueuePolicy
 
-NAMES_PER_QUERY = 500          # package names looked up at once after inserting them
+log = logging.getLogger(__name__)
+
+NAMES_PER_QUERY = 500          # package names (or ids) looked up at once
 
 
 class Catalog:
@@ -20,6 +24,13 @@ class Catalog:
     so it uses plain SQL: building a peewee query costs thirty times more than
     SQLite takes to run it. New packages and versions are written together by
     ``flush``; until then a new package goes by a provisional (negative) id.
+
+    The monitor is not the only writer: ``kiskadee analyze`` records the
+    versions it analyzes in the same database, behind this cache. ``flush``
+    therefore inserts with OR IGNORE and counts what it inserted; only when
+    a row was already there does it read the packages concerned back, so the
+    version another writer recorded is taken as known and the hot path stays
+    free of look-ups.
     """
 
     def __init__(self, policy: QueuePolicy):
@@ -43,31 +54,47 @@ class Catalog:
         if number in self._known[package_id]:
             return "known"
         wanted = self._wanted(package_id, number, scheme)
+        state = VersionState.QUEUED if wanted else VersionState.SEEN     # the state the version is created in
         meta = json.dumps({"meta": event["meta"]}) if event.get("meta") else ""
-        self._pending.append((package_id, number, "queued" if wanted else "seen", event.get("source_url", ""),
+        self._pending.append((package_id, number, state.value, event.get("source_url", ""),
                               event.get("sha256", ""), meta, now, now if wanted else None))
         self._known[package_id].add(number)
         if wanted:
             self._newest[package_id] = number
-        return "queued" if wanted else "seen"
+        return state.value
 
     def flush(self) -> None:
-        """Write the packages and versions recorded since the last flush."""
-        if self._new_packages:
-            ids = self._write_packages()
-            self._pending = [(ids.get(row[0], row[0]),) + row[1:] for row in self._pending]
-        if self._pending:
-            sql.execute_many(
-                "INSERT INTO version (package_id, number, state, source_url, sha256, event, created_at,"
-                " queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
-            self._pending = []
+        """Write the packages and versions recorded since the last flush.
 
-    def _write_packages(self) -> Dict[int, int]:
-        """Insert the new packages; move their cache entries to the real ids. Provisional id -> real id."""
+        What another writer recorded meanwhile stays as it wrote it; the
+        packages concerned are then read back into the cache.
+        """
+        others_wrote = False
+        if self._new_packages:
+            ids, others_wrote = self._write_packages()
+            self._pending = [(ids.get(row[0], row[0]),) + row[1:] for row in self._pending]
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        inserted = _insert_many(
+            "INSERT OR IGNORE INTO version (package_id, number, state, source_url, sha256, event, created_at,"
+            " queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", pending)
+        if inserted < len(pending):
+            log.info("%d of %d new versions had been recorded by another writer; taken as known",
+                     len(pending) - inserted, len(pending))
+            others_wrote = True
+        if others_wrote:
+            self._reload({row[0] for row in pending})
+
+    def _write_packages(self) -> Tuple[Dict[int, int], bool]:
+        """Insert the new packages; move their cache entries to the real ids.
+
+        Provisional id -> real id, and whether another writer had added any of them.
+        """
         new, self._new_packages = self._new_packages, {}
         # OR IGNORE: a package another writer ('kiskadee analyze') added meanwhile is taken as it is.
-        sql.execute_many("INSERT OR IGNORE INTO package (fetcher_id, name, created_at) VALUES (?, ?, ?)",
-                         [(*key, created) for key, created in new.items()])
+        inserted = _insert_many("INSERT OR IGNORE INTO package (fetcher_id, name, created_at) VALUES (?, ?, ?)",
+                                [(*key, created) for key, created in new.items()])
         real: Dict[Tuple[int, str], int] = {}
         names = defaultdict(list)
         for fetcher_id, name in new:
@@ -84,7 +111,7 @@ class Catalog:
             self._packages[key], ids[provisional] = package_id, package_id
             self._known.setdefault(package_id, set()).update(self._known.pop(provisional))
             self._newest[package_id] = self._newest.pop(provisional)
-        return ids
+        return ids, inserted < len(new)
 
     def _wanted(self, package_id: int, number: str, scheme: str) -> bool:
         if self.policy.analyze == "every":
@@ -106,17 +133,52 @@ class Catalog:
 
     def _load_fetcher(self, fetcher: str, scheme: str) -> None:
         fetcher_id = self._fetchers[fetcher] = Fetcher.get_or_create(name=fetcher)[0].id
+        package_ids = []
         for package_id, name in sql.execute("SELECT id, name FROM package WHERE fetcher_id = ?", fetcher_id):
             self._packages[(fetcher_id, name)] = package_id
-            self._known[package_id] = set()
-        tried = defaultdict(list)
+            package_ids.append(package_id)
         rows = sql.execute("SELECT v.package_id, v.number, v.state FROM version v JOIN package p"
                     " ON p.id = v.package_id WHERE p.fetcher_id = ?", fetcher_id)
+        self._remember(package_ids, rows, scheme)
+
+    def _reload(self, package_ids: Iterable[int]) -> None:
+        """Read the versions of ``package_ids`` back into the cache: another writer added some."""
+        wanted = set(package_ids)
+        by_fetcher = defaultdict(list)
+        for (fetcher_id, _name), package_id in self._packages.items():
+            if package_id in wanted:
+                by_fetcher[fetcher_id].append(package_id)
+        for fetcher, fetcher_id in self._fetchers.items():
+            ids = by_fetcher[fetcher_id]
+            for start in range(0, len(ids), NAMES_PER_QUERY):
+                chunk = ids[start:start + NAMES_PER_QUERY]
+                rows = sql.execute(f"SELECT package_id, number, state FROM version WHERE package_id IN"
+                                   f" ({', '.join('?' * len(chunk))})", *chunk)
+                self._remember(chunk, rows, versions.scheme_of(fetcher))
+
+    def _remember(self, package_ids: Iterable[int], rows: Iterable[tuple], scheme: str) -> None:
+        """Set the cache of ``package_ids`` from their version rows: (package id, number, state)."""
+        tried = defaultdict(list)
+        for package_id in package_ids:
+            self._known[package_id], self._newest[package_id] = set(), None
         for package_id, number, state in rows:
             self._known[package_id].add(number)
-            if state != "seen":
+            if state != VersionState.SEEN:
                 tried[package_id].append(number)
-        for package_id in self._known:
-            self._newest.setdefault(package_id, None)
         for package_id, numbers in tried.items():
             self._newest[package_id] = versions.newest(scheme, numbers)
+
+
+def _insert_many(statement: str, rows: Sequence[Sequence]) -> int:
+    """Run an INSERT OR IGNORE for each of ``rows``; how many rows it inserted.
+
+    SQLite's count of changes on this connection, read before and after:
+    two cheap statements per batch instead of a look-up per row.
+    """
+    before = _changes()
+    sql.execute_many(statement, rows)
+    return _changes() - before
+
+
+def _changes() -> int:
+    return sql.execute("SELECT total_changes()").fetchone()[0]

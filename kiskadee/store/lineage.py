@@ -2,9 +2,11 @@
 how many earlier releases already had each of its findings.
 
 A version counts as analyzed once at least one analyzer completed on it
-(status ``ok``). "Before" follows the version rules of the package's fetcher
-(``kiskadee.core.versions``): Debian's for the Debian fetcher, rpm's for Anitya,
-PEP 440 with rpm's rules as fallback for the others (``versions.scheme_of``).
+(``kiskadee.core.states.COMPLETED``: status ``ok``; that module says why a
+skipped run does not count). "Before" follows the version rules of the
+package's fetcher (``kiskadee.core.versions``): Debian's for the Debian
+fetcher, rpm's for Anitya, PEP 440 with rpm's rules as fallback for the
+others (``versions.scheme_of``).
 
 ``store.store_runs`` calls ``previous_analyzed`` and ``survival`` before it
 writes a version's findings and ``link`` after, in the same transaction, so
@@ -15,24 +17,23 @@ results, so they use plain SQL.
 
 import functools
 import logging
-from typing import Callable, Collection, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 from kiskadee.core import versions
+from kiskadee.core.states import COMPLETED
+from kiskadee.store import sql
 from kiskadee.store.models import Fetcher, Package, Version
 
 log = logging.getLogger(__name__)
 
 CHUNK = 400     # fingerprints per query, well under SQLite's limit of parameters
+_COMPLETED = tuple(status.value for status in COMPLETED)     # parameters of "a.status IN (...)"
+_COMPLETED_MARKS = ", ".join("?" * len(_COMPLETED))
 
 
 def scheme_of(package: Package) -> str:
     """The version rules of a package's fetcher."""
     return versions.scheme_of(Fetcher.get_by_id(package.fetcher_id).name)
-
-
-def _sql(statement: str, *params) -> Iterator[tuple]:
-    db = Version._meta.database
-    return db.execute_sql(statement.replace("?", db.param), params)
 
 
 def _comparator(scheme: str) -> Callable[[str, str], int]:
@@ -50,8 +51,9 @@ def _comparator(scheme: str) -> Callable[[str, str], int]:
 
 def analyzed_versions(package: Package) -> List[Tuple[int, str]]:
     """(id, number) of the package's analyzed versions, oldest first by its version rules."""
-    rows = _sql("SELECT DISTINCT v.id, v.number FROM version v JOIN analysis a ON a.version_id = v.id"
-                " WHERE v.package_id = ? AND a.status = 'ok'", package.id).fetchall()
+    rows = sql.execute("SELECT DISTINCT v.id, v.number FROM version v JOIN analysis a ON a.version_id = v.id"
+                f" WHERE v.package_id = ? AND a.status IN ({_COMPLETED_MARKS})",
+                package.id, *_COMPLETED).fetchall()
     key = functools.cmp_to_key(_comparator(scheme_of(package)))
     return sorted(rows, key=lambda row: key(row[1]))
 
@@ -79,11 +81,11 @@ def link(version: Version) -> None:
     before, after = _split(version)
     previous_id = before[-1][0] if before else None
     version.previous_id = previous_id      # the caller may save() this instance afterwards
-    _sql("UPDATE version SET previous_id = ? WHERE id = ?", previous_id, version.id)
-    analyzed = _sql("SELECT 1 FROM analysis WHERE version_id = ? AND status = 'ok' LIMIT 1",
-                    version.id).fetchone()
+    sql.execute("UPDATE version SET previous_id = ? WHERE id = ?", previous_id, version.id)
+    analyzed = sql.execute(f"SELECT 1 FROM analysis WHERE version_id = ? AND status IN ({_COMPLETED_MARKS})"
+                    " LIMIT 1", version.id, *_COMPLETED).fetchone()
     if after and analyzed:
-        _sql("UPDATE version SET previous_id = ? WHERE id = ?", version.id, after[0][0])
+        sql.execute("UPDATE version SET previous_id = ? WHERE id = ?", version.id, after[0][0])
 
 
 def survival(version: Version, previous: Optional[Version], fingerprints: Collection[str]) -> Dict[str, int]:
@@ -96,7 +98,7 @@ def survival(version: Version, previous: Optional[Version], fingerprints: Collec
     if previous is None or not fingerprints:
         return {}
     wanted = set(fingerprints)
-    counts = {fingerprint: survived + 1 for fingerprint, survived in _sql(
+    counts = {fingerprint: survived + 1 for fingerprint, survived in sql.execute(
         "SELECT f.fingerprint, f.survived FROM finding f JOIN analysis a ON a.id = f.analysis_id"
         " WHERE a.version_id = ?", previous.id) if fingerprint in wanted}
     rest = sorted(wanted - counts.keys())
@@ -115,7 +117,7 @@ def _occurrences(package_id: int, fingerprints: List[str], version_ids: Collecti
     for start in range(0, len(fingerprints), CHUNK):
         chunk = fingerprints[start:start + CHUNK]
         marks = ", ".join("?" * len(chunk))
-        rows = _sql("SELECT f.fingerprint, a.version_id FROM finding f"
+        rows = sql.execute("SELECT f.fingerprint, a.version_id FROM finding f"
                     " JOIN analysis a ON a.id = f.analysis_id JOIN version v ON v.id = a.version_id"
                     f" WHERE v.package_id = ? AND f.fingerprint IN ({marks})", package_id, *chunk)
         for fingerprint, version_id in rows:

@@ -297,6 +297,10 @@ FEWER_FINDING_INDEXES = [
     "DROP INDEX finding_analysis",
 ]
 
+# The release views (new_finding, fixed_finding) compare an analyzer only where its status
+# is 'ok' on both versions: kiskadee.core.states.COMPLETED, which lineage and the diff use
+# too (tests/unit/test_states.py checks they agree). Changing that definition takes a new
+# migration that creates the views anew.
 MIGRATIONS = [
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "runners and the job queue view", RUNNERS),

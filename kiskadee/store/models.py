@@ -8,6 +8,8 @@ import datetime
 
 import peewee
 
+from kiskadee.core.states import VersionState
+
 database = peewee.DatabaseProxy()
 
 def utcnow() -> datetime.datetime:
@@ -41,7 +43,8 @@ class Version(BaseModel):
 
     package = peewee.ForeignKeyField(Package, backref="versions", on_delete="CASCADE")
     number = peewee.TextField()
-    state = peewee.TextField(default="seen")   # seen, queued, leased, done, failed, unresolved
+    # A VersionState's value; only kiskadee.store.queue changes it, along core.states.TRANSITIONS.
+    state = peewee.TextField(default=VersionState.SEEN.value)
     attempts = peewee.IntegerField(default=0)
     not_before = peewee.DateTimeField(null=True)    # backoff: do not lease before this
     leased_by = peewee.TextField(default="")
@@ -74,7 +77,7 @@ class Analysis(BaseModel):
 
     version = peewee.ForeignKeyField(Version, backref="analyses", on_delete="CASCADE")
     analyzer = peewee.ForeignKeyField(Analyzer, backref="analyses")
-    status = peewee.TextField()     # ok, failed, timeout, skipped
+    status = peewee.TextField()     # an AnalysisStatus's value: ok, failed, timeout, skipped
     started_at = peewee.DateTimeField(default=utcnow)
     duration = peewee.FloatField(default=0.0)
     finding_count = peewee.IntegerField(default=0)

@@ -1,6 +1,7 @@
-"""Read-only questions people ask of the database, for ``packages`` and ``show``."""
+"""Read-only questions people ask of the database, for ``packages``, ``show`` and ``diff``,
+and what ``kiskadee fetch anitya`` needs to know of the versions already stored."""
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import peewee
 
@@ -53,6 +54,11 @@ def find_version(package: str, number: Optional[str] = None) -> Version:
         what = f"version {number} of {package}" if number else f"analyzed version of {package}"
         raise NotFoundError(f"no {what} in the database; 'kiskadee packages' lists what there is")
     return version
+
+
+def other_version(version: Version, number: str) -> Optional[Version]:
+    """Version ``number`` of the same package as ``version``, None if the database has none."""
+    return Version.get_or_none((Version.package == version.package_id) & (Version.number == number))
 
 
 def version_report(version: Version, top: Optional[int] = None) -> Dict:
@@ -141,3 +147,10 @@ def _finding(finding: Finding) -> Dict:
         "rank": finding.rank,
         "survived": finding.survived,
     }
+
+
+def anitya_versions() -> List[Tuple[str, str, str]]:
+    """(package, number, stored event) of every anitya version, oldest first."""
+    return list(Version.select(Package.name, Version.number, Version.event)
+                .join(Package).join(Fetcher).where(Fetcher.name == "anitya")
+                .order_by(Version.id).tuples())

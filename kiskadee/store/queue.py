@@ -1,11 +1,17 @@
-"""The durable job queue: versions to analyze, kept in the database by the monitor.
+"""The durable job queue and the one module that changes a version's state.
 
-A version's ``state`` is its job's state: ``seen`` (recorded, not to be
-analyzed), ``queued``, ``leased`` (a runner has it until ``lease_expires``,
-extended by heartbeats), ``done`` or ``failed``. A lease that runs out puts
-the job back in the queue after a backoff, up to ``max_attempts``. Only the
-monitor calls these functions, so its catalog of known versions
-(``kiskadee.store.catalog``) stays true to the database.
+A version's ``state`` is its job's state (``kiskadee.core.states.VersionState``):
+``seen`` (recorded, not to be analyzed), ``queued``, ``leased`` (a runner has
+it until ``lease_expires``, extended by heartbeats), ``done``, ``failed`` or
+``unresolved``. A lease that runs out puts the job back in the queue after a
+backoff, up to ``max_attempts``. Every state change goes through ``_move``
+or ``retry`` here, along ``states.TRANSITIONS``; any other is a bug and raises
+``states.ForbiddenTransition``.
+
+The monitor calls the queue functions, so its catalog of known versions
+(``kiskadee.store.catalog``) stays true to the database; ``record_analysis``
+(``kiskadee analyze``) and ``retry`` (``kiskadee retry``) are one-shot commands
+that write next to it.
 """
 
 import dataclasses
@@ -13,9 +19,13 @@ import datetime
 import logging
 from typing import List, Optional, Sequence
 
+import peewee
+
 from kiskadee.core.runs import AnalyzerRun
-from kiskadee.store.models import Version
-from kiskadee.store.results import finish_version, store_runs
+from kiskadee.core.states import (FAILURES, IN_QUEUE, RETRYABLE, ForbiddenTransition, VersionState,
+                                   check_transition)
+from kiskadee.store.models import Version, utcnow
+from kiskadee.store.results import VersionKey, get_version, store_runs
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +38,21 @@ class QueuePolicy:
     backoff_seconds: float = 30.0   # doubled at each further attempt
 
 
+def _move(job: Version, state: VersionState) -> None:
+    """Set ``job``'s state, which the caller saves; ForbiddenTransition if the table forbids it."""
+    check_transition(job.state, state)
+    job.state = state.value
+
+
 def lease(runner: str, policy: QueuePolicy, now: datetime.datetime) -> Optional[Version]:
     """Give the oldest queued job that is due to ``runner``; None if there is none."""
-    job = (Version.select().where((Version.state == "queued")
+    job = (Version.select().where((Version.state == VersionState.QUEUED)
                                   & (Version.not_before.is_null() | (Version.not_before <= now)))
            .order_by(Version.queued_at, Version.id).first())
     if job is None:
         return None
-    job.state, job.leased_by, job.attempts = "leased", runner, job.attempts + 1
+    _move(job, VersionState.LEASED)
+    job.leased_by, job.attempts = runner, job.attempts + 1
     job.lease_expires = now + datetime.timedelta(seconds=policy.lease_seconds)
     job.started_at = now
     job.save()
@@ -44,7 +61,8 @@ def lease(runner: str, policy: QueuePolicy, now: datetime.datetime) -> Optional[
 
 def release(job: Version) -> None:
     """Put a leased job back at once, without counting the attempt (it never reached a runner)."""
-    job.state, job.leased_by, job.lease_expires = "queued", "", None
+    _move(job, VersionState.QUEUED)
+    job.leased_by, job.lease_expires = "", None
     job.attempts = max(0, job.attempts - 1)
     job.save()
 
@@ -52,14 +70,15 @@ def release(job: Version) -> None:
 def heartbeat(job_id: int, runner: str, policy: QueuePolicy, now: datetime.datetime) -> bool:
     """Extend the lease of ``job_id`` held by ``runner``; False if it no longer holds it."""
     updated = (Version.update(lease_expires=now + datetime.timedelta(seconds=policy.lease_seconds))
-               .where((Version.id == job_id) & (Version.state == "leased") & (Version.leased_by == runner))
+               .where((Version.id == job_id) & (Version.state == VersionState.LEASED)
+                      & (Version.leased_by == runner))
                .execute())
     return bool(updated)
 
 
 def expire_leases(policy: QueuePolicy, now: datetime.datetime) -> List[Version]:
     """Re-queue (with backoff) or fail the jobs whose runner went silent; returns them."""
-    expired = list(Version.select().where((Version.state == "leased") & (Version.lease_expires < now)))
+    expired = list(Version.select().where((Version.state == VersionState.LEASED) & (Version.lease_expires < now)))
     for job in expired:
         reason = f"runner {job.leased_by} went silent (attempt {job.attempts})"
         requeue(job, reason, policy, now)
@@ -71,10 +90,12 @@ def requeue(job: Version, reason: str, policy: QueuePolicy, now: datetime.dateti
     log.warning("%s %s: %s", job.package.name, job.number, reason)
     job.error, job.leased_by, job.lease_expires = reason, "", None
     if job.attempts >= policy.max_attempts:
-        job.state, job.finished_at = "failed", now
+        _move(job, VersionState.FAILED)
+        job.finished_at = now
     else:
         delay = policy.backoff_seconds * 2 ** max(0, job.attempts - 1)
-        job.state, job.not_before = "queued", now + datetime.timedelta(seconds=delay)
+        _move(job, VersionState.QUEUED)
+        job.not_before = now + datetime.timedelta(seconds=delay)
     job.save()
 
 
@@ -83,23 +104,59 @@ def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: Que
     """Store a runner's result for a job; returns what happened ("stored", "requeued", "failed",
     "unresolved" (the source could not be located; the error says why), "duplicate").
 
-    A result for a job that is already done or failed (a late runner whose lease
-    had run out) is acknowledged but not stored again. The caller wraps this in
-    one transaction.
+    A result for a job that is not in the queue (a late runner's whose lease had
+    run out, and the job is done or failed since; a job never queued) is
+    acknowledged but not stored. The caller wraps this in one transaction.
     """
     job = Version.get_or_none(Version.id == job_id)
-    if job is None or job.state in ("done", "failed", "unresolved"):
+    if job is None or job.state not in IN_QUEUE:
         return "duplicate"
     if fields.get("error"):
         if fields.get("transient"):
             requeue(job, fields["error"], policy, now)
-            return "requeued" if job.state == "queued" else "failed"
-        state = "unresolved" if fields.get("unresolved") else "failed"
-        job.state, job.error, job.finished_at = state, fields["error"], now
+            return "requeued" if job.state == VersionState.QUEUED else "failed"
+        _move(job, VersionState.UNRESOLVED if fields.get("unresolved") else VersionState.FAILED)
+        job.error, job.finished_at = fields["error"], now
         job.save()
-        return state
+        return job.state
     job.source_url = fields.get("source_url") or job.source_url
     job.sha256 = fields.get("sha256") or job.sha256
     store_runs(job, runs, started_at=job.started_at)
-    finish_version(job, runs, now)
+    _finish(job, runs, now)
     return "stored"
+
+
+def _finish(version: Version, runs: Sequence[AnalyzerRun], now: datetime.datetime) -> None:
+    """Mark a version analyzed: failed only when every analyzer failed or timed out."""
+    failed = [run for run in runs if run.status in FAILURES]
+    _move(version, VersionState.FAILED if failed and len(failed) == len(runs) else VersionState.DONE)
+    version.error = "; ".join(f"{run.analyzer}: {run.error}" for run in failed)
+    version.lease_expires, version.finished_at = None, now     # leased_by stays: who analyzed it
+    version.save()
+
+
+def record_analysis(key: VersionKey, runs: Sequence[AnalyzerRun], *, source_url: str = "",
+                    sha256: str = "", db: peewee.Database) -> Version:
+    """Store a complete one-shot analysis of ``key`` (``kiskadee analyze``) in one transaction."""
+    with db.atomic():
+        version = get_version(key)
+        store_runs(version, runs)
+        version.source_url, version.sha256 = source_url, sha256
+        _finish(version, runs, utcnow())
+    return version
+
+
+def retry(versions: peewee.Query, now: datetime.datetime) -> int:
+    """Put every version ``versions`` selects back in the queue as new (attempts, backoff,
+    lease, error and times reset), in one UPDATE; how many.
+
+    ForbiddenTransition if one is not ``states.RETRYABLE``: resetting a job in the
+    queue would take its lease from the runner that holds it.
+    """
+    ids = versions.select(Version.id).order_by()
+    for (state,) in Version.select(Version.state).where(Version.id.in_(ids)).distinct().tuples():
+        if state not in RETRYABLE:
+            raise ForbiddenTransition(f"a {state} version cannot be re-queued as new")
+    return (Version.update(state=VersionState.QUEUED.value, attempts=0, not_before=None, leased_by="",
+                           lease_expires=None, error="", queued_at=now, started_at=None, finished_at=None)
+            .where(Version.id.in_(ids)).execute())

@@ -1,16 +1,19 @@
-"""Writing analysis results to the database, each version's results in one transaction."""
+"""Writing analysis results to the database: a version's analyses and their findings.
+
+The version's state is not changed here: ``kiskadee.store.queue`` stores a
+runner's or a one-shot analysis's results through ``store_runs`` and then
+moves the version to ``done`` or ``failed``, in the same transaction.
+"""
 
 import dataclasses
 import logging
 import operator
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
-import peewee
-
 from kiskadee.core import ranking
 from kiskadee.core.findings import Finding
 from kiskadee.core.runs import AnalyzerRun
-from kiskadee.store import lineage
+from kiskadee.store import lineage, sql
 from kiskadee.store.models import Analysis, Analyzer, Fetcher, Package, Version, utcnow
 
 log = logging.getLogger(__name__)
@@ -85,12 +88,11 @@ def insert_findings(analysis_id: int, findings: Iterable[Finding],
     fingerprint order: the fingerprint indexes then grow at one end instead
     of at random places (a fifth faster for 300,000 findings here).
     """
-    db = Analysis._meta.database
     columns = ", ".join(f'"{name}"' for name in FINDING_COLUMNS)
-    marks = ", ".join([db.param] * len(FINDING_COLUMNS))
+    marks = ", ".join("?" * len(FINDING_COLUMNS))
     survived = survived or {}
     rows = sorted((_row(analysis_id, f, survived.get(f.fingerprint, 0)) for f in findings), key=_BY_FINGERPRINT)
-    db.cursor().executemany(f"INSERT INTO finding ({columns}) VALUES ({marks})", rows)
+    sql.execute_many(f"INSERT INTO finding ({columns}) VALUES ({marks})", rows)
     return len(rows)
 
 
@@ -98,23 +100,3 @@ def _row(analysis_id: int, f: Finding, survived: int = 0) -> Tuple:
     rank = ranking.with_survival(f.rank, survived) if survived else f.rank
     return (analysis_id, f.path, f.line, f.column, f.function, f.check_id,
             f.cwe, f.severity, f.message, f.fingerprint, rank, survived)
-
-
-def finish_version(version: Version, runs: Sequence[AnalyzerRun], now) -> None:
-    """Mark a version analyzed: failed only when every analyzer failed or timed out."""
-    failed = [run for run in runs if run.status in ("failed", "timeout")]
-    version.state = "failed" if failed and len(failed) == len(runs) else "done"
-    version.error = "; ".join(f"{run.analyzer}: {run.error}" for run in failed)
-    version.lease_expires, version.finished_at = None, now     # leased_by stays: who analyzed it
-    version.save()
-
-
-def record_analysis(key: VersionKey, runs: Sequence[AnalyzerRun], *, source_url: str = "",
-                    sha256: str = "", db: peewee.Database) -> Version:
-    """Store a complete one-shot analysis of ``key`` in one transaction."""
-    with db.atomic():
-        version = get_version(key)
-        store_runs(version, runs)
-        version.source_url, version.sha256 = source_url, sha256
-        finish_version(version, runs, utcnow())
-    return version

@@ -10,18 +10,22 @@ already and left alone.
 
 It writes to the database directly, as ``kiskadee waive`` does (SQLite's
 WAL and busy timeout let it share the file with the monitor, which reads
-the queue from the database whenever a runner asks for work).
+the queue from the database whenever a runner asks for work), through
+``kiskadee.store.queue.retry`` like every change of a version's state.
 """
 
 import dataclasses
 import datetime
 from typing import List, Optional, Sequence
 
+from kiskadee.core.states import COULD_NOT_ANALYZE, RETRYABLE
 from kiskadee.errors import NotFoundError, UsageError
+from kiskadee.store import queue
 from kiskadee.store.models import Fetcher, Package, Version, utcnow
 
-STATES = ("failed", "unresolved", "done", "seen")   # what can be put back in the queue
-DEFAULT_STATES = ("failed", "unresolved")
+DEFAULT_STATES = tuple(state.value for state in COULD_NOT_ANALYZE)
+# What can be put back in the queue, the default states first as 'kiskadee retry --help' lists them.
+STATES = DEFAULT_STATES + tuple(state.value for state in RETRYABLE if state.value not in DEFAULT_STATES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +63,7 @@ def requeue(package: Optional[str] = None, numbers: Sequence[str] = (), states: 
     with database.atomic():
         versions = list(query)
         if not dry_run:
-            (Version.update(state="queued", attempts=0, not_before=None, leased_by="", lease_expires=None,
-                            error="", queued_at=now or utcnow(), started_at=None, finished_at=None)
-             .where(Version.id.in_(query.select(Version.id).order_by())).execute())
+            queue.retry(query, now or utcnow())
     return [Requeued(v.package.fetcher.name, v.package.name, v.number, v.state, v.error) for v in versions]
 
 

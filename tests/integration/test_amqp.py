@@ -20,8 +20,9 @@ import pytest
 from anitya_schema import ProjectVersionUpdatedV2
 from fedora_messaging.message import Message, dumps
 
-from rabbitmq_broker import rabbitmq  # noqa: F401 (the session-scoped broker fixture)
-from test_service_suite import Suite, wait_until
+from harness import Suite, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "anitya"

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_kiskadee
+from harness import HELLO_TARBALL, run_kiskadee
 
 
 @pytest.fixture(scope="module")
 def analyzed(tmp_path_factory, ):
     """hello 2.10 analyzed once for the module; returns the database path and the run."""
-    from conftest import HELLO_TARBALL
-
     db = tmp_path_factory.mktemp("db") / "kiskadee.db"
     result = run_kiskadee("analyze", HELLO_TARBALL, "--db", db)
     return db, result
@@ -111,6 +109,7 @@ def test_show_unknown_package_exits_6(analyzed):
     assert "no an analyzed version" not in result.stderr and "nosuch" in result.stderr
 
 
+@pytest.mark.slow
 def test_reanalysis_replaces_instead_of_duplicating(hello_tarball, tmp_path):
     db = tmp_path / "k.db"
     for _ in range(2):

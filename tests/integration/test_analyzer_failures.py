@@ -1,7 +1,10 @@
 """An analyzer that is missing, crashes, hangs or runs out of memory: recorded, the others still run."""
 
+import shutil
 import sqlite3
 import time
+
+import pytest
 
 from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.analyzers.cppcheck import Cppcheck
@@ -10,7 +13,7 @@ from kiskadee.config import CppcheckConfig, FlawfinderConfig
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.local import LocalSandbox
 
-from conftest import HELLO_TARBALL, run_kiskadee
+from harness import HELLO_TARBALL, run_kiskadee
 
 GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
 
@@ -27,11 +30,15 @@ def test_missing_analyzer_binary_fails_that_analyzer_only(hello_tree):
     assert runs["flawfinder"].status == "ok" and len(runs["flawfinder"].findings) > 300
 
 
-def test_analyzer_over_its_timeout_is_killed_and_recorded(hello_tree):
+@pytest.mark.slow
+def test_analyzer_over_its_timeout_is_killed_and_recorded(hello_tree, tmp_path):
+    # Four copies of hello: cppcheck needs about 9 s on them here (under 2 s on one copy,
+    # too close to the timeout on a fast machine), flawfinder under one.
+    for copy in range(4):
+        shutil.copytree(hello_tree, tmp_path / f"hello-{copy}")
     started = time.monotonic()
-    # cppcheck needs several seconds on hello, flawfinder well under one
     limits = Limits(timeout=2.5, memory_mb=4096, max_output_bytes=64 * 1024**2)
-    runs = outcomes(analyze_tree(hello_tree, [Cppcheck(CppcheckConfig()), Flawfinder(FlawfinderConfig())],
+    runs = outcomes(analyze_tree(tmp_path, [Cppcheck(CppcheckConfig()), Flawfinder(FlawfinderConfig())],
                                  LocalSandbox(), limits))
     assert runs["cppcheck"].status == "timeout"
     assert "timeout of 2.5 s" in runs["cppcheck"].error

@@ -16,9 +16,8 @@ from kiskadee.errors import ConfigError, TransientSourceError
 from kiskadee.sources import make_fetcher
 from kiskadee.service.intake import IntakeSender
 
-from conftest import run_kiskadee
-from test_resolution import Backends, anitya_event, c_tarball, sha256
-from test_service_suite import Suite, wait_until
+from builders import anitya_event, c_tarball, sha256
+from harness import Suite, run_kiskadee, wait_until
 
 # crcmod 1.7: a small sdist with a C extension; PyPI's published SHA-256 of crcmod-1.7.tar.gz.
 CRCMOD_SHA256 = "dc7051a0db5f2bd48665a990d3ec1cc305a466a77358ca4492826f41f283601e"
@@ -28,13 +27,6 @@ FLATPAK_META = {    # the project of the real Anitya message v2-fedora_mapping.j
     "distributions": [{"distro": "Fedora", "package_name": "flatpak"},
                       {"distro": "Arch Linux", "package_name": "flatpak"}],
 }
-
-
-@pytest.fixture
-def backends():
-    served = Backends()
-    yield served
-    served.close()
 
 
 def send(suite, *events):

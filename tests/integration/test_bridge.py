@@ -23,7 +23,7 @@ import zmq
 from kiskadee.anitya.messages import normalize
 from kiskadee.anitya.outbox import Outbox, STOP_SECONDS, Tally
 
-from test_service_suite import Suite, wait_until
+from harness import Suite, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "anitya"
@@ -191,6 +191,7 @@ def test_malformed_messages_are_dropped_counted_and_the_hub_keeps_running(bridge
     assert len(anitya_versions(bridge.suite)) == 1
 
 
+@pytest.mark.slow
 def test_events_wait_for_a_monitor_that_is_not_running_or_restarts(bridge):
     bridge.start()                                  # no monitor yet: the bridge holds what it receives
     publish_fixtures(bridge)
@@ -208,6 +209,7 @@ def test_events_wait_for_a_monitor_that_is_not_running_or_restarts(bridge):
     assert len(anitya_versions(bridge.suite)) == 4
 
 
+@pytest.mark.slow
 def test_sigterm_waits_for_the_monitor_to_acknowledge_every_event_then_exits(bridge):
     monitor = bridge.suite.start_monitor()
     bridge.start()
@@ -229,6 +231,7 @@ def test_sigterm_waits_for_the_monitor_to_acknowledge_every_event_then_exits(bri
     assert "MokshaHub reactor stopped" in bridge.log()
 
 
+@pytest.mark.slow
 def test_sigterm_without_a_monitor_exits_after_the_wait_and_logs_how_many_events_are_lost(bridge):
     bridge.start()                                  # no monitor: the bridge holds what it receives
     publish_burst(bridge)

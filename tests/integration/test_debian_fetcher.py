@@ -15,7 +15,7 @@ from kiskadee.errors import SourceError
 from kiskadee.sources.fetcher import sha256_file
 from kiskadee.sources.debian import DebianFetcher, main_tarball, parse_sources
 
-from conftest import SOURCES
+from harness import SOURCES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEBIAN = FIXTURES / "debian"

@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from conftest import run_kiskadee
+from harness import run_kiskadee
 
 DOUBLE_FREE = """#include <stdlib.h>
 

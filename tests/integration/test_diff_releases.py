@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, run_kiskadee
+from harness import FIXTURES, run_kiskadee
 
 RELEASES = FIXTURES / "releases"
 

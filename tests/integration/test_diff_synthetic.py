@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from conftest import FIXTURES, run_kiskadee
+from harness import FIXTURES, run_kiskadee
 
 SYNTHETIC = FIXTURES / "synthetic"
 MOVED = {("cppcheck", "arrayIndexOutOfBounds"), ("cppcheck", "constVariable"), ("flawfinder", "buffer.strcpy"),

@@ -23,9 +23,10 @@ from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.docker import DockerSandbox
 from kiskadee.analysis.sandbox.local import LocalSandbox
 
-from conftest import FIXTURES, unpack_hello
-from docker_engine import docker_engine  # noqa: F401 (a fixture)
-from test_path_sensitive_planted import PLANTED
+from builders import PLANTED
+from harness import FIXTURES, unpack_hello
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 ANALYZERS = ("clang", "gcc", "framac")
 LIMITS = Limits(timeout=900, memory_mb=4096, max_output_bytes=256 * 1024**2)

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import io
 import re
+import shutil
 import socket
 import sqlite3
 import tarfile
@@ -29,8 +30,9 @@ from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.docker import DockerSandbox
 from kiskadee.analysis.sandbox.local import LocalSandbox
 
-from conftest import HELLO_TARBALL, run_kiskadee
-from docker_engine import docker_engine  # noqa: F401 (a fixture)
+from harness import HELLO_TARBALL, run_kiskadee
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 GENEROUS = Limits(timeout=300, memory_mb=2048, max_output_bytes=64 * 1024**2)
 TIGHT = Limits(timeout=60, memory_mb=256, max_output_bytes=8 * 1024**2)
@@ -254,8 +256,14 @@ def test_output_is_capped(hostile):
     assert "reached the 1048576 byte limit" in execution.tail
 
 
-def test_analyzer_timeout_is_recorded_and_the_others_still_run(sandbox, hello_tree):
-    runs = analyze_tree(hello_tree, [Cppcheck(CppcheckConfig()), Flawfinder(FlawfinderConfig())], sandbox,
+def test_analyzer_timeout_is_recorded_and_the_others_still_run(sandbox, hello_tree, tmp_path):
+    # Four copies of hello: cppcheck needs about 9 s on them (under 2 s on one copy, too close
+    # to the timeout on a fast machine), flawfinder about one.
+    tree = tmp_path / "hellos"
+    tree.mkdir(mode=0o755)          # the analyzer runs as nobody; pytest's tmp_path is the test user's only
+    for copy in range(4):
+        shutil.copytree(hello_tree, tree / f"hello-{copy}")
+    runs = analyze_tree(tree, [Cppcheck(CppcheckConfig()), Flawfinder(FlawfinderConfig())], sandbox,
                         Limits(timeout=3, memory_mb=2048, max_output_bytes=64 * 1024**2))
     assert [(run.analyzer, run.status) for run in runs] == [("cppcheck", "timeout"), ("flawfinder", "ok")]
     assert runs[0].error == "exceeded its timeout of 3 s" and runs[0].tool_version == "2.10"

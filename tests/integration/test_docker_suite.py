@@ -2,9 +2,9 @@
 
 import pytest
 
-from conftest import HELLO_TARBALL
-from docker_engine import docker_engine  # noqa: F401 (a fixture)
-from test_service_suite import Suite, submit, wait_until
+from harness import HELLO_TARBALL, Suite, submit, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 
 @pytest.fixture

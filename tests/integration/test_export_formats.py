@@ -16,7 +16,7 @@ import pytest
 from firehose import model
 from lxml import etree
 
-from conftest import FIXTURES, run_kiskadee
+from harness import FIXTURES, run_kiskadee
 
 SARIF_SCHEMA = json.loads((FIXTURES / "sarif" / "sarif-schema-2.1.0.json").read_text())
 FIREHOSE_SCHEMA = etree.RelaxNG(etree.parse(str(FIXTURES / "firehose" / "firehose.rng")))

@@ -16,6 +16,8 @@ import zmq
 from kiskadee.core.events import SourceEvent
 from kiskadee.service.intake import IntakeSender, MonitorUnavailable
 
+from harness import write_config
+
 # Starts a command the way systemd starts a socket-activated service: the
 # listening sockets as file descriptors 3 and 4, named by LISTEN_FDNAMES.
 ACTIVATE = """
@@ -40,8 +42,8 @@ class ActivatedMonitor:
     def __init__(self, root: Path):
         self.root, self.db = root, root / "k.db"
         (root / "run").mkdir()
-        self.config = root / "k.toml"
-        self.config.write_text(f'[database]\npath = "{self.db}"\n[service]\nruntime_dir = "{root / "run"}"\n')
+        self.config = write_config(root / "k.toml", {"database": f'path = "{self.db}"',
+                                                     "service": f'runtime_dir = "{root / "run"}"'})
         self.sockets = [listener(root / "run" / "intake.sock"), listener(root / "run" / "work.sock")]
         self.fds = [os.dup(s.fileno()) for s in self.sockets]     # high numbers, inheritable below
         self.process = None
@@ -101,6 +103,7 @@ def test_leaving_the_sender_means_every_event_is_committed(monitor):
     assert monitor.recorded() == 3000           # no waiting: acknowledged only after the commit
 
 
+@pytest.mark.slow
 def test_monitor_killed_repeatedly_under_a_steady_stream_loses_no_event(monitor):
     """Three kill -9 restarts, each a second into a monitor's work, while events stream in."""
     stop = threading.Event()

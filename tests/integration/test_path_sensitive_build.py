@@ -10,8 +10,8 @@ import sqlite3
 
 import pytest
 
-from conftest import FIXTURES, run_kiskadee, unpack_hello
-from test_path_sensitive_planted import snapshot
+from builders import snapshot
+from harness import FIXTURES, run_kiskadee, unpack_hello
 
 CMAKE = """cmake_minimum_required(VERSION 3.10)
 project(planted C)
@@ -53,6 +53,7 @@ def coverage(db):
                     "FROM analysis_detail ORDER BY analyzer")
 
 
+@pytest.mark.slow
 def test_build_mode_analyzes_every_unit_the_build_compiles(hello):
     runs, tree, before = hello
     db, result = runs["auto"]
@@ -61,6 +62,7 @@ def test_build_mode_analyzes_every_unit_the_build_compiles(hello):
     assert snapshot(tree) == before             # configured and built in a copy
 
 
+@pytest.mark.slow
 def test_build_mode_findings_carry_source_paths(hello):
     db = hello[0]["auto"][0]
     found = set(rows(db, "SELECT analyzer, path, line, check_id FROM finding_detail"))
@@ -68,6 +70,7 @@ def test_build_mode_findings_carry_source_paths(hello):
     assert not [path for (path,) in rows(db, "SELECT path FROM finding") if path.startswith("/")]
 
 
+@pytest.mark.slow
 def test_per_file_mode_on_the_same_tarball_counts_what_did_not_compile(hello):
     runs, tree, before = hello
     db, result = runs["per-file"]

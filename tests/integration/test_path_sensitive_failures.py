@@ -17,7 +17,7 @@ from kiskadee.config import from_mapping
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.local import LocalSandbox
 
-from conftest import FIXTURES, run_kiskadee, unpack_hello
+from harness import FIXTURES, run_kiskadee, unpack_hello
 
 GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
 FAILING_CONFIGURE = """#!/bin/sh
@@ -92,6 +92,7 @@ def leftovers(marker):
     return found
 
 
+@pytest.mark.slow
 def test_analyzer_out_of_time_stops_its_build_at_its_deadline_and_the_others_run(tmp_path):
     tree = unpack_hello(tmp_path)
     started = time.monotonic()
@@ -132,6 +133,7 @@ def planted_bugs_by_gcc():
     return {(finding.path, finding.line, finding.check_id) for finding in run.findings}
 
 
+@pytest.mark.slow
 def test_run_stopped_at_its_deadline_keeps_the_findings_of_the_files_it_analyzed(tmp_path, planted_bugs_by_gcc):
     tree = planted_copies(tmp_path, 20)     # 120 files that compile: over 10 s of gcc -fanalyzer here
     limits = Limits(timeout=6, memory_mb=4096, max_output_bytes=64 * 1024**2)
@@ -145,6 +147,7 @@ def test_run_stopped_at_its_deadline_keeps_the_findings_of_the_files_it_analyzed
     assert len({finding.path for finding in run.findings}) <= run.files_analyzed
 
 
+@pytest.mark.slow
 def test_run_killed_by_the_sandbox_keeps_the_findings_its_driver_had_reported(tmp_path, planted_bugs_by_gcc):
     # An interpreter that makes the driver ignore its deadline, as if it could not stop in time.
     python = tmp_path / "python-without-deadline"

@@ -18,30 +18,14 @@ import pytest
 from kiskadee.analysis.analyzers.framac import ALARMS
 from kiskadee.config import ClangConfig, GccConfig
 
-from conftest import FIXTURES, run_kiskadee
+from builders import PLANTED, snapshot
+from harness import FIXTURES, run_kiskadee
+
+pytestmark = pytest.mark.slow     # the planted tree is analyzed by clang, gcc and Frama-C first
 
 ANALYZERS = ("clang", "gcc", "framac")
 SOURCES = ["src/double_free.c", "src/leak.c", "src/main.c", "src/null_deref.c", "src/overflow.c",
            "src/use_after_free.c"]
-# (path, line, check, cwe) each analyzer must report; Eva does not report leaks (they are not UB).
-PLANTED = {
-    "clang": {("src/null_deref.c", 10, "core.NullDereference", 476), ("src/use_after_free.c", 13, "unix.Malloc", 416),
-              ("src/double_free.c", 13, "unix.Malloc", 415),
-              ("src/overflow.c", 10, "alpha.unix.cstring.OutOfBounds", 120), ("src/leak.c", 23, "unix.Malloc", 401)},
-    "gcc": {("src/null_deref.c", 10, "analyzer-null-dereference", 476),
-            ("src/use_after_free.c", 13, "analyzer-use-after-free", 416),
-            ("src/double_free.c", 13, "analyzer-double-free", 415), ("src/overflow.c", 10, "stringop-overflow", 787),
-            ("src/leak.c", 23, "analyzer-malloc-leak", 401)},
-    "framac": {("src/null_deref.c", 10, "mem_access", 119), ("src/use_after_free.c", 13, "dangling_pointer", 416),
-               ("src/double_free.c", 13, "dangling_pointer", 416), ("src/overflow.c", 10, "precondition.strcpy", 120)},
-}
-
-
-def snapshot(tree):
-    """Every file under ``tree`` with its size and modification time."""
-    return {os.path.relpath(os.path.join(d, f), tree): (os.stat(os.path.join(d, f)).st_size,
-                                                        os.stat(os.path.join(d, f)).st_mtime_ns)
-            for d, _, files in os.walk(tree) for f in files}
 
 
 @pytest.fixture(scope="module")

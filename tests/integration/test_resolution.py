@@ -8,12 +8,7 @@ real configuration whose base URLs point at the server.
 
 import base64
 import hashlib
-import http.server
-import io
 import json
-import string
-import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,79 +20,11 @@ from kiskadee.sources import make_fetcher
 from kiskadee.sources.fetcher import sha256_file
 from kiskadee.sources.resolvers.crates import CratesResolver
 
+from builders import anitya_event, c_tarball, sha256
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "anitya-backends"
 CRATES = CratesResolver.backends[0]      # the name Anitya gives its Rust crates backend
 HELLO_ORIG_SHA256 = "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b"
-C_SOURCE = b"""#include <string.h>
-void copy(char *out, const char *in) { char buf[16]; strcpy(buf, in); strcpy(out, buf); }
-"""
-
-
-# --- the local server ----------------------------------------------------------------
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (the base class's name)
-        self.server.requests.append(self.path)
-        status, kind, body = self.server.routes.get(self.path, (404, "text/plain", b"Not Found"))
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args):  # noqa: A002 (signature of the base class)
-        pass
-
-
-class Backends:
-    """Recorded responses served over HTTP on 127.0.0.1, and the paths that were asked for."""
-
-    def __init__(self):
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.routes, self.server.requests = {}, []
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-
-    @property
-    def requests(self):
-        return self.server.requests
-
-    def add(self, path: str, body, status: int = 200, kind: str = "application/octet-stream") -> None:
-        self.server.routes[path] = (status, kind, body.encode() if isinstance(body, str) else body)
-
-    def add_fixture(self, path: str, name: str, **values) -> None:
-        """Serve a recorded response, its ``$base`` and ``$``-placeholders filled in."""
-        text = string.Template((FIXTURES / name).read_text()).safe_substitute(base=self.url, **values)
-        self.add(path, text, kind="application/json" if name.endswith(".json") else "text/html")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-@pytest.fixture
-def backends():
-    served = Backends()
-    yield served
-    served.close()
-
-
-def c_tarball(top: str, source: bytes = C_SOURCE) -> bytes:
-    """A small real .tar.gz holding ``top/src/copy.c``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in ((f"{top}/src/copy.c", source), (f"{top}/README", b"test archive\n")):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def anitya_settings(backends, tmp_path, debian_mirror: str = "", **anitya):
@@ -115,14 +42,6 @@ def anitya_settings(backends, tmp_path, debian_mirror: str = "", **anitya):
 
 def anitya_fetcher(backends, tmp_path, **anitya):
     return make_fetcher("anitya", anitya_settings(backends, tmp_path, **anitya))
-
-
-def anitya_event(package: str, version: str, backend: str, **meta) -> SourceEvent:
-    """An event as the bus consumers make it (the format agreed for every Anitya announcement)."""
-    fields = {"project_id": 1, "backend": backend, "homepage": "", "version_url": "", "ecosystem": "",
-              "distributions": [], "topic": "org.release-monitoring.prod.anitya.project.version.update.v2"}
-    fields.update(meta)
-    return SourceEvent("anitya", package, version, meta=fields)
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ import shutil
 
 import pytest
 
-from conftest import HELLO_TARBALL, run_kiskadee
-from test_service_suite import Suite, submit, wait_until
+from harness import HELLO_TARBALL, Suite, run_kiskadee, submit, wait_until
 
 
 @pytest.fixture
@@ -27,6 +26,7 @@ def state(suite):
     return suite.states().get("hello 2.10")
 
 
+@pytest.mark.slow
 def test_a_failed_version_is_analyzed_once_retried_and_a_done_one_again_on_request(running):
     later = running.root / "later" / "hello-2.10.tar.gz"
     submit(running, "hello", "2.10", later)                 # not there yet

@@ -28,7 +28,9 @@ from typing import Iterable, Optional
 
 import pytest
 
-from conftest import HELLO_TARBALL
+from harness import HELLO_TARBALL, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.rpm]    # every test builds the RPMs; those that boot a machine: systemd
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = sysconfig.get_path("purelib")           # the virtual environment's packages
@@ -76,8 +78,8 @@ class Machine:
                                         stdout=self.log, stderr=subprocess.STDOUT)
         try:
             self.pid1 = self._find_init()
-            self.wait_for(lambda: self.run("systemctl is-system-running", check=False).strip() in ("running", "degraded"),
-                          BOOT_SECONDS, "the container's boot")
+            wait_until(lambda: self.run("systemctl is-system-running", check=False).strip() in ("running", "degraded"),
+                       BOOT_SECONDS, "the container's boot")
         except BaseException:
             self.close()
             raise
@@ -107,15 +109,6 @@ class Machine:
     def show(self, unit: str, prop: str) -> str:
         """One property of a unit, as 'systemctl show' gives it."""
         return self.run(f"systemctl show -P {prop} {shlex.quote(unit)}").strip()
-
-    def wait_for(self, predicate, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -239,17 +232,21 @@ def journal(machine: Machine, unit: str) -> list:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+@pytest.mark.systemd
 def test_installed_kiskadee_finds_the_containerfiles_of_every_analyzer_image(machine):
-    output = machine.run("python3 -c 'from kiskadee import config, images; d = images.containers_dir("
+    output = machine.run("python3 -c 'from kiskadee import config; from kiskadee.analysis import images; "
+                         "d = images.containers_dir("
                          "config.DockerSandboxConfig()); print(d, *images.analyzers_in(d))'", env=SHELL_ENV)
     assert output.split() == ["/usr/share/kiskadee/containers", *ANALYZER_IMAGES]
 
 
+@pytest.mark.systemd
 def test_every_unit_verifies(machine):
     output = machine.run(f"systemd-analyze verify {' '.join(UNITS)}")
     assert "kiskadee" not in output, output
 
 
+@pytest.mark.systemd
 def test_monitor_and_runner_are_hardened(machine):
     output = machine.run("systemd-analyze security --no-pager kiskadee-monitor.service kiskadee-runner@1.service "
                          "kiskadee-fetch@debian.service kiskadee-fedmsg-hub.service")
@@ -260,6 +257,7 @@ def test_monitor_and_runner_are_hardened(machine):
     assert max(exposure.values()) <= 3.0
 
 
+@pytest.mark.systemd
 def test_first_event_socket_activates_the_monitor(machine):
     machine.run("systemctl start kiskadee-monitor.socket kiskadee-monitor-work.socket")
     assert machine.show("kiskadee-monitor.service", "ActiveState") == "inactive"
@@ -267,30 +265,32 @@ def test_first_event_socket_activates_the_monitor(machine):
     assert "submitted hello 2.10" in submitted                      # returns once the monitor committed it
     assert machine.show("kiskadee-monitor.service", "ActiveState") == "active"   # READY=1 was received
     assert sql(machine, "SELECT state FROM version") == "queued"
-    machine.wait_for(lambda: machine.show("kiskadee-monitor.service", "StatusText").startswith("1 queued, 0 running"),
-                     20, "the monitor's STATUS line")
+    wait_until(lambda: machine.show("kiskadee-monitor.service", "StatusText").startswith("1 queued, 0 running"),
+               20, "the monitor's STATUS line")
     messages = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
     assert any("(sockets from systemd)" in message for message in messages), messages
 
 
+@pytest.mark.systemd
 def test_a_runner_analyzes_the_job(machine):
     machine.run("systemctl start kiskadee.target")
-    machine.wait_for(lambda: machine.show("kiskadee-runner@1.service", "StatusText").startswith(
+    wait_until(lambda: machine.show("kiskadee-runner@1.service", "StatusText").startswith(
         "analyzing hello 2.10 with cppcheck"), 60, "the runner's STATUS while analyzing")
-    machine.wait_for(lambda: sql(machine, "SELECT state FROM version") == "done", 180, "hello 2.10 analyzed")
+    wait_until(lambda: sql(machine, "SELECT state FROM version") == "done", 180, "hello 2.10 analyzed")
     assert sql(machine, "SELECT analyzer, status FROM analysis_detail") == "cppcheck|ok"
     assert int(sql(machine, "SELECT COUNT(*) FROM finding")) > 0
-    machine.wait_for(lambda: "1 runners idle" in machine.show("kiskadee-monitor.service", "StatusText"), 20,
-                     "the runner idle again")
+    wait_until(lambda: "1 runners idle" in machine.show("kiskadee-monitor.service", "StatusText"), 20,
+               "the runner idle again")
 
 
+@pytest.mark.systemd
 def test_a_stalled_monitor_misses_its_watchdog_and_is_restarted(machine):
     restarts = int(machine.show("kiskadee-monitor.service", "NRestarts"))
     machine.run("mkdir -p /run/systemd/system/kiskadee-monitor.service.d && printf '[Service]\\nWatchdogSec=3s\\n"
                 "Environment=KISKADEE_TEST_STALL_AFTER=2\\n' > /run/systemd/system/kiskadee-monitor.service.d/stall.conf"
                 " && systemctl daemon-reload && systemctl restart kiskadee-monitor.service")
-    machine.wait_for(lambda: int(machine.show("kiskadee-monitor.service", "NRestarts")) > restarts, 60,
-                     "a restart after the watchdog fired")
+    wait_until(lambda: int(machine.show("kiskadee-monitor.service", "NRestarts")) > restarts, 60,
+               "a restart after the watchdog fired")
     machine.run("rm -r /run/systemd/system/kiskadee-monitor.service.d && systemctl daemon-reload"
                 " && systemctl restart kiskadee-monitor.service")
     messages = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
@@ -314,6 +314,7 @@ print("sent", intake.sent, "resent", intake.resent, "pending", intake.pending, "
 """
 
 
+@pytest.mark.systemd
 def test_monitor_killed_twice_under_a_steady_stream_loses_no_event(machine):
     machine.run("systemctl stop kiskadee-runner@1.service")     # the 10,000 events are not meant to be analyzed
     restarts = int(machine.show("kiskadee-monitor.service", "NRestarts"))
@@ -324,8 +325,8 @@ def test_monitor_killed_twice_under_a_steady_stream_loses_no_event(machine):
         for _ in range(2):
             time.sleep(1.5)
             machine.run("systemctl kill -s KILL kiskadee-monitor.service")
-            machine.wait_for(lambda: machine.show("kiskadee-monitor.service", "SubState") == "running", 30,
-                             "the monitor restarted")
+            wait_until(lambda: machine.show("kiskadee-monitor.service", "SubState") == "running", 30,
+                       "the monitor restarted")
         output = producer.communicate(timeout=180)[0].decode(errors="replace")
     finally:
         producer.kill()
@@ -336,6 +337,7 @@ def test_monitor_killed_twice_under_a_steady_stream_loses_no_event(machine):
     assert sql(machine, "SELECT COUNT(*) FROM package WHERE name LIKE 'load%'") == "10000"
 
 
+@pytest.mark.systemd
 def test_the_journal_holds_the_services_logs_with_their_priorities(machine):
     monitor = {entry["MESSAGE"]: entry["PRIORITY"] for entry in journal(machine, "kiskadee-monitor.service")}
     runner = {entry["MESSAGE"]: entry["PRIORITY"] for entry in journal(machine, "kiskadee-runner@1.service")}
@@ -346,12 +348,13 @@ def test_the_journal_holds_the_services_logs_with_their_priorities(machine):
     assert "kiskadee.service.monitor: job " in both and "kiskadee.service.runner: runner " in both
 
 
+@pytest.mark.systemd
 def test_stopping_the_target_ends_every_service_cleanly(machine):
     units = ("kiskadee-monitor.service", "kiskadee-runner@1.service", "kiskadee-monitor.socket",
              "kiskadee-monitor-work.socket")
     machine.run("systemctl stop kiskadee.target", timeout=120)
-    machine.wait_for(lambda: all(machine.show(unit, "ActiveState") == "inactive" for unit in units), 30,
-                     "every kiskadee unit stopped")
+    wait_until(lambda: all(machine.show(unit, "ActiveState") == "inactive" for unit in units), 30,
+               "every kiskadee unit stopped")
     for unit in units:
         assert machine.show(unit, "Result") == "success", unit
     assert machine.run("test -e /run/kiskadee/intake.sock || echo gone").strip() == "gone"

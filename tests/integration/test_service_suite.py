@@ -1,83 +1,15 @@
 """The service suite with real processes: monitor and runners on real ipc sockets, real SQLite."""
 
-import json
-import shutil
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import zmq
 
 from kiskadee.service import wire
 
-from conftest import HELLO_TARBALL, SOURCES, run_kiskadee
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Suite:
-    """A monitor and runners started as real processes on one configuration."""
-
-    def __init__(self, root: Path, analyzers=("flawfinder",), extra=""):
-        self.root, self.db = root, root / "k.db"
-        self.config = root / "kiskadee.toml"
-        self.config.write_text(
-            f'[database]\npath = "{self.db}"\n'
-            f'[service]\nruntime_dir = "{root / "run"}"\nstate_dir = "{root / "state"}"\n'
-            f'[analysis]\nanalyzers = {json.dumps(list(analyzers))}\n'
-            f'[monitor]\nlease_seconds = 3\nbackoff_seconds = 0.5\n'
-            f'[runner]\nheartbeat_seconds = 1\n' + extra)
-        self.processes = {}
-
-    def start(self, name, *args):
-        log = open(self.root / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "kiskadee", "-c", str(self.config), *args],
-            stdout=log, stderr=subprocess.STDOUT)
-        return self.processes[name]
-
-    def start_monitor(self):
-        process = self.start("monitor", "monitor")
-        wait_until(lambda: (self.root / "run" / "work.sock").exists(), 20, "the monitor's sockets")
-        return process
-
-    def start_runner(self, name):
-        return self.start(name, "runner", "--name", name)
-
-    def kill(self, name, sig=signal.SIGKILL):
-        process = self.processes.pop(name)
-        process.send_signal(sig)
-        return process.wait(30)
-
-    def log(self, name):
-        return (self.root / f"{name}.log").read_text(errors="replace")
-
-    def rows(self, sql, *params):
-        if not self.db.exists():
-            return []
-        with sqlite3.connect(self.db, timeout=10) as connection:
-            return connection.execute(sql, params).fetchall()
-
-    def states(self):
-        return dict(self.rows("SELECT p.name || ' ' || v.number, v.state FROM version v "
-                              "JOIN package p ON p.id = v.package_id"))
-
-    def stop(self):
-        for process in self.processes.values():
-            process.kill()
-            process.wait(10)
+from builders import hello_copy
+from harness import HELLO_TARBALL, SOURCES, Suite, run_kiskadee, submit, wait_until
 
 
 @pytest.fixture
@@ -85,18 +17,6 @@ def suite(short_tmp):
     running = Suite(short_tmp)
     yield running
     running.stop()
-
-
-def hello_copy(directory: Path, version: str) -> Path:
-    """The real hello tarball under another version's name (contents are what matter)."""
-    path = directory / f"hello-{version}.tar.gz"
-    shutil.copy(HELLO_TARBALL, path)
-    return path
-
-
-def submit(suite, name, version, source):
-    result = run_kiskadee("submit", name, version, source, config=suite.config)
-    assert result.returncode == 0, result.stderr
 
 
 def test_submitted_source_is_analyzed_and_stored(suite):
@@ -180,6 +100,7 @@ def test_malformed_intake_messages_are_logged_counted_and_skipped(suite):
     assert suite.processes["monitor"].poll() is None
 
 
+@pytest.mark.slow
 def test_runner_killed_mid_analysis_the_job_is_leased_again_and_stored_once(short_tmp):
     suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
     try:
@@ -199,6 +120,7 @@ def test_runner_killed_mid_analysis_the_job_is_leased_again_and_stored_once(shor
         suite.stop()
 
 
+@pytest.mark.slow
 def test_monitor_killed_with_jobs_in_flight_loses_nothing_and_stores_nothing_twice(short_tmp):
     suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
     try:
@@ -219,6 +141,7 @@ def test_monitor_killed_with_jobs_in_flight_loses_nothing_and_stores_nothing_twi
         suite.stop()
 
 
+@pytest.mark.slow
 def test_two_runners_share_the_work_and_a_slow_job_does_not_hold_back_the_queue(short_tmp):
     suite = Suite(short_tmp, analyzers=("cppcheck",))
     try:
@@ -241,6 +164,7 @@ def test_two_runners_share_the_work_and_a_slow_job_does_not_hold_back_the_queue(
         suite.stop()
 
 
+@pytest.mark.slow
 def test_first_sigterm_lets_the_runner_finish_its_job(short_tmp):
     suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
     try:

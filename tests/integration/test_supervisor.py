@@ -6,24 +6,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import pytest
 
-HELLO_ORIG = Path(__file__).resolve().parent.parent / "fixtures" / "hello_2.10.orig.tar.gz"
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, step: float = 0.1):
-    """The first true value of ``condition()``; fails the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+from harness import HELLO_TARBALL, wait_until, write_config
 
 
 def processes_mentioning(text: str) -> Dict[int, List[str]]:
@@ -60,8 +49,8 @@ def kill_leftovers(config: Path, supervisor: subprocess.Popen) -> None:
             pass
 
 
-def write_config(base: Path, **extra: str) -> Path:
-    config = base / "kiskadee.toml"
+def supervisor_config(base: Path, **extra: str) -> Path:
+    """A kiskadee.toml under ``base`` for two runners and the directory fetcher; ``extra`` replaces sections."""
     sections = {
         "service": f'runtime_dir = "{base / "run"}"\nstate_dir = "{base / "state"}"',
         "database": f'path = "{base / "kiskadee.db"}"',
@@ -70,16 +59,8 @@ def write_config(base: Path, **extra: str) -> Path:
         "fetchers.directory": f'path = "{base / "incoming"}"\ninterval = 1',
     }
     sections.update(extra)
-    config.write_text("".join(f"[{name}]\n{body}\n\n" for name, body in sections.items()))
     (base / "incoming").mkdir(exist_ok=True)
-    return config
-
-
-@pytest.fixture
-def base():
-    path = Path(tempfile.mkdtemp(prefix="kk"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    return write_config(base / "kiskadee.toml", sections)
 
 
 def hello_state(database: Path):
@@ -96,9 +77,10 @@ def hello_state(database: Path):
         return None
 
 
-def test_kiskadee_run_end_to_end(base):
-    config = write_config(base)
-    stderr = open(base / "stderr.txt", "w+")
+@pytest.mark.slow
+def test_kiskadee_run_end_to_end(short_tmp):
+    config = supervisor_config(short_tmp)
+    stderr = open(short_tmp / "stderr.txt", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "kiskadee", "-c", str(config), "run"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
 
@@ -107,16 +89,17 @@ def test_kiskadee_run_end_to_end(base):
         return stderr.read()
 
     try:
-        tarball = base / "incoming" / "hello-2.10.tar.gz"
-        shutil.copyfile(HELLO_ORIG, tarball)
+        tarball = short_tmp / "incoming" / "hello-2.10.tar.gz"
+        shutil.copyfile(HELLO_TARBALL, tarball)
         os.utime(tarball, (time.time() - 60, time.time() - 60))     # settled, not still being written
-        state = wait_for(lambda: (hello_state(base / "kiskadee.db") or ("", 0))[0] in ("done", "failed")
-                         and hello_state(base / "kiskadee.db"), 120, "hello 2.10 to be analyzed", step=0.5)
+        database = short_tmp / "kiskadee.db"
+        state = wait_until(lambda: (hello_state(database) or ("", 0))[0] in ("done", "failed")
+                           and hello_state(database), 120, "hello 2.10 to be analyzed", interval=0.5)
         assert state[0] == "done" and state[1] > 0, (state, output())
 
-        victim = wait_for(lambda: runner_pid(config, "runner-1"), 10, "runner-1")
+        victim = wait_until(lambda: runner_pid(config, "runner-1"), 10, "runner-1")
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: runner_pid(config, "runner-1") not in (None, victim), 10, "runner-1 to be restarted")
+        wait_until(lambda: runner_pid(config, "runner-1") not in (None, victim), 10, "runner-1 to be restarted")
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, output()
@@ -126,19 +109,20 @@ def test_kiskadee_run_end_to_end(base):
         stderr.close()
 
 
-def test_second_interrupt_aborts_the_running_analysis(base):
-    config = write_config(base, runner="count = 1")
-    stderr = open(base / "stderr.txt", "w+")
+def test_second_interrupt_aborts_the_running_analysis(short_tmp):
+    config = supervisor_config(short_tmp, runner="count = 1")
+    stderr = open(short_tmp / "stderr.txt", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "kiskadee", "-c", str(config), "run"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        wait_for(lambda: (base / "run").exists(), 10, "the runtime directory")
-        assert oct((base / "run").stat().st_mode & 0o777) == "0o700"
-        tarball = base / "incoming" / "hello-2.10.tar.gz"
-        shutil.copyfile(HELLO_ORIG, tarball)
+        wait_until(lambda: (short_tmp / "run").exists(), 10, "the runtime directory")
+        assert oct((short_tmp / "run").stat().st_mode & 0o777) == "0o700"
+        tarball = short_tmp / "incoming" / "hello-2.10.tar.gz"
+        shutil.copyfile(HELLO_TARBALL, tarball)
         os.utime(tarball, (time.time() - 60, time.time() - 60))
-        wait_for(lambda: hello_state(base / "kiskadee.db") and hello_state(base / "kiskadee.db")[0] == "leased",
-                 60, "hello 2.10 to be leased", step=0.2)
+        database = short_tmp / "kiskadee.db"
+        wait_until(lambda: hello_state(database) and hello_state(database)[0] == "leased",
+                   60, "hello 2.10 to be leased", interval=0.2)
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
@@ -146,7 +130,7 @@ def test_second_interrupt_aborts_the_running_analysis(base):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, stderr.read()
         assert time.monotonic() - started < 20
-        assert hello_state(base / "kiskadee.db")[0] == "leased"     # aborted: re-queued once the lease runs out
+        assert hello_state(database)[0] == "leased"     # aborted: re-queued once the lease runs out
         assert processes_mentioning(str(config)) == {}
     finally:
         kill_leftovers(config, proc)

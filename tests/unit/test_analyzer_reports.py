@@ -10,7 +10,7 @@ from kiskadee.analysis.analyzers.cppcheck import Cppcheck
 from kiskadee.analysis.analyzers.flawfinder import Flawfinder
 from kiskadee.config import CppcheckConfig, FlawfinderConfig
 
-from conftest import FIXTURES
+from harness import FIXTURES
 
 CPPCHECK_REPORT = FIXTURES / "analyzers" / "cppcheck-2.10-hello-2.10.xml"
 FLAWFINDER_REPORT = FIXTURES / "analyzers" / "flawfinder-2.0.20-hello-2.10.csv"

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from kiskadee.analysis.analyzers.base import ReportError
-from kiskadee.analysis.analyzers import make_analyzers
 from kiskadee.analysis.analyzers.checkers import classify
 from kiskadee.analysis.analyzers.clang import Clang
 from kiskadee.analysis.analyzers.framac import ALARMS, FramaC
@@ -16,7 +15,7 @@ from kiskadee.analysis.driver.tools import entry_points, gcc_diagnostics
 from kiskadee.config import ClangConfig, FramacConfig, from_mapping, GccConfig
 from kiskadee.errors import ConfigError
 
-from conftest import FIXTURES
+from harness import FIXTURES
 
 REPORTS = FIXTURES / "analyzers" / "planted"
 RECORDED_IN = "/work/main/tests/fixtures/planted"       # where the reports were recorded
@@ -140,9 +139,8 @@ def test_unfinished_index_is_a_report_error_but_gives_coverage(tmp_path):
 
 
 def test_unknown_mode_is_a_configuration_error():
-    settings = from_mapping({"analyzers": {"clang": {"mode": "fast"}}}, "k.toml")
-    with pytest.raises(ConfigError, match="analyzers.clang.mode must be one of auto, per-file"):
-        make_analyzers(["clang"], settings.analyzers)
+    with pytest.raises(ConfigError, match="analyzers.clang.mode' must be one of auto, per-file"):
+        from_mapping({"analyzers": {"clang": {"mode": "fast"}}}, "k.toml")
 
 
 def test_coverage_travels_in_result_messages():

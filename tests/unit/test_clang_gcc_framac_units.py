@@ -8,7 +8,7 @@ from kiskadee.analysis.driver.compiledb import kept_flags, read_units
 from kiskadee.analysis.driver.index import source_path
 from kiskadee.analysis.driver.units import include_order, per_file_units
 
-from conftest import FIXTURES
+from harness import FIXTURES
 
 PLANTED = FIXTURES / "planted"
 

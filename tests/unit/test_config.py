@@ -32,12 +32,13 @@ def test_values_from_file_override_defaults(tmp_path):
 
 
 def test_lookup_order_explicit_then_environment(monkeypatch, tmp_path):
-    from_env = write(tmp_path, '[sandbox]\nbackend = "env"\n')
+    # sandbox.backend takes only known backends now; the file read shows in another free-text key.
+    from_env = write(tmp_path, '[database]\npath = "env"\n')
     explicit = tmp_path / "explicit.toml"
-    explicit.write_text('[sandbox]\nbackend = "explicit"\n')
+    explicit.write_text('[database]\npath = "explicit"\n')
     monkeypatch.setenv("KISKADEE_CONFIG", str(from_env))
-    assert config.load().sandbox.backend == "env"
-    assert config.load(str(explicit)).sandbox.backend == "explicit"
+    assert config.load().database.path == "env"
+    assert config.load(str(explicit)).database.path == "explicit"
 
 
 def test_unknown_key_names_file_key_and_valid_keys(tmp_path):

@@ -18,7 +18,8 @@ from kiskadee.store.db import open_database
 from kiskadee.errors import NotFoundError, UsageError
 from kiskadee.core.findings import Finding
 from kiskadee.store.models import Version
-from kiskadee.store.results import record_analysis, VersionKey
+from kiskadee.store.queue import record_analysis
+from kiskadee.store.results import VersionKey
 
 
 @pytest.fixture

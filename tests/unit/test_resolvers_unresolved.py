@@ -6,7 +6,7 @@ import pytest
 
 from kiskadee.store import queue
 from kiskadee.store.catalog import Catalog
-from kiskadee.results import status
+from kiskadee.store import status
 from kiskadee.service import wire
 from kiskadee.store.db import open_database
 from kiskadee.store.models import Version

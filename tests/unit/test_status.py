@@ -1,4 +1,4 @@
-"""kiskadee.results.status on a real SQLite database: counts, runners, failures, the queue."""
+"""kiskadee.store.status on a real SQLite database: counts, runners, failures, the queue; its text and progress line."""
 
 import datetime
 import io
@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from kiskadee.results import status
+from argparse import Namespace
+
+from kiskadee import cli
+from kiskadee.results import render
+from kiskadee.service.progress import Progress, progress_line
+from kiskadee.store import status
 from kiskadee.config import from_mapping
 from kiskadee.store.db import open_database
 from kiskadee.errors import DatabaseError
@@ -108,7 +113,7 @@ def test_text_report(db):
     add_version("jq", "1.6", "failed", error="cppcheck: timed out", finished_at=ago(100))
     add_version("zlib", "1.3", "queued", not_before=ago(-120))
     Runner.create(name="runner-0", state="busy", version=hello, activity="cppcheck", last_seen=ago(3))
-    text = status.text(status.collect(NOW), NOW)
+    text = render.status_text(status.collect(NOW), NOW)
     assert "versions: queued 1  leased 1  done 0  failed 1" in text
     assert "queue: 0 due now, 1 waiting on backoff (next in 2 min)" in text
     assert "runner-0  busy   hello    2.10     cppcheck  3 s ago" in text
@@ -119,19 +124,19 @@ def test_show_prints_json(db, tmp_path, capsys):
     add_version("hello", "2.10", "failed", error="boom", finished_at=ago(1))
     Runner.create(name="runner-0", state="idle", last_seen=ago(1))
     settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
-    assert status.show(settings, "json") == 0
+    assert cli.cmd_status(Namespace(db=None, format="json"), settings) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["versions"]["failed"] == 1
     assert data["failures"][0]["finished_at"] == ago(1).isoformat() + "Z"
     assert data["runners"][0]["name"] == "runner-0"
-    assert status.show(settings, "table") == 0
+    assert cli.cmd_status(Namespace(db=None, format="table"), settings) == 0
     assert "runner-0" in capsys.readouterr().out
 
 
 def test_show_without_a_database(tmp_path):
     settings = from_mapping({"database": {"path": str(tmp_path / "missing.db")}})
     with pytest.raises(DatabaseError, match="no such database"):
-        status.show(settings, "table")
+        cli.cmd_status(Namespace(db=None, format="table"), settings)
 
 
 def test_progress_line():
@@ -139,9 +144,9 @@ def test_progress_line():
     jobs = [{"package": "hello", "version": "2.10", "activity": "analyzing hello 2.10 with cppcheck"},
             {"package": "jq", "version": "1.6", "activity": "fetching jq 1.6"},
             {"package": "zlib", "version": "1.3", "activity": ""}]
-    assert status.progress_line(counts, jobs) == (
+    assert progress_line(counts, jobs) == (
         "queued 3  running 3 (hello 2.10 cppcheck; jq 1.6 fetching; zlib 1.3)  done 10  failed 1")
-    assert status.progress_line(counts, []) == "queued 3  running 0  done 10  failed 1"
+    assert progress_line(counts, []) == "queued 3  running 0  done 10  failed 1"
 
 
 class Terminal(io.StringIO):
@@ -152,7 +157,7 @@ class Terminal(io.StringIO):
 def test_progress_prints_a_line_when_the_counts_change(db, tmp_path):
     settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
     out = io.StringIO()
-    progress = status.Progress(settings, stream=out)
+    progress = Progress(settings, stream=out)
     progress.update(0.0)
     progress.update(0.5)        # too soon
     add_version("hello", "2.10", "queued")
@@ -167,7 +172,7 @@ def test_progress_prints_a_line_when_the_counts_change(db, tmp_path):
 def test_progress_redraws_one_line_on_a_terminal(db, tmp_path):
     settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
     out = Terminal()
-    progress = status.Progress(settings, stream=out)
+    progress = Progress(settings, stream=out)
     add_version("hello", "2.10", "leased", leased_by="runner-0")
     progress.update(0.0)
     progress.update(1.0)
@@ -179,7 +184,7 @@ def test_progress_redraws_one_line_on_a_terminal(db, tmp_path):
 def test_progress_waits_for_the_database(tmp_path):
     settings = from_mapping({"database": {"path": str(tmp_path / "later.db")}})
     out = io.StringIO()
-    progress = status.Progress(settings, stream=out)
+    progress = Progress(settings, stream=out)
     progress.update(0.0)
     assert out.getvalue() == ""
     open_database(str(tmp_path / "later.db")).close()
@@ -190,7 +195,7 @@ def test_progress_waits_for_the_database(tmp_path):
 def test_quiet_progress_prints_nothing(db, tmp_path):
     settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
     out = io.StringIO()
-    progress = status.Progress(settings, verbosity=-1, stream=out)
+    progress = Progress(settings, verbosity=-1, stream=out)
     progress.update(0.0)
     progress.say("stopping")
     assert out.getvalue() == ""

@@ -1,10 +1,7 @@
 """kiskadee.service.systemd against real sockets: notifications on a datagram socket, inherited listening sockets."""
 
 import os
-import shutil
 import socket
-import tempfile
-from pathlib import Path
 
 import pytest
 import zmq
@@ -13,17 +10,10 @@ from kiskadee.service import systemd
 
 
 @pytest.fixture
-def short_dir():
-    path = Path(tempfile.mkdtemp(prefix="kks"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def notify_socket(short_dir):
+def notify_socket(short_tmp):
     """A datagram socket standing where systemd's notification socket would."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(short_dir / "notify"))
+    sock.bind(str(short_tmp / "notify"))
     sock.settimeout(2)
     yield sock
     sock.close()
@@ -98,8 +88,8 @@ def test_without_systemd_nothing_is_sent_and_nothing_fails():
     notifier.stopping()
 
 
-def test_a_vanished_notification_socket_is_a_warning_not_a_crash(short_dir, caplog):
-    notifier = systemd.Notifier({"NOTIFY_SOCKET": str(short_dir / "gone")})
+def test_a_vanished_notification_socket_is_a_warning_not_a_crash(short_tmp, caplog):
+    notifier = systemd.Notifier({"NOTIFY_SOCKET": str(short_tmp / "gone")})
     notifier.ready()
     notifier.status("still running")
     assert [r.levelname for r in caplog.records] == ["WARNING"]
@@ -122,15 +112,15 @@ def test_listen_fds_of_another_process_are_ignored():
     assert systemd.listen_fds({}) == {}
 
 
-def test_socket_endpoint_of_unix_and_tcp_listeners(short_dir):
+def test_socket_endpoint_of_unix_and_tcp_listeners(short_tmp):
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    unix.bind(str(short_dir / "intake.sock"))
+    unix.bind(str(short_tmp / "intake.sock"))
     unix.listen()
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.bind(("127.0.0.1", 0))
     tcp.listen()
     try:
-        assert systemd.socket_endpoint(unix.fileno()) == f"ipc://{short_dir}/intake.sock"
+        assert systemd.socket_endpoint(unix.fileno()) == f"ipc://{short_tmp}/intake.sock"
         assert systemd.socket_endpoint(tcp.fileno()) == f"tcp://127.0.0.1:{tcp.getsockname()[1]}"
         assert unix.fileno() >= 0 and tcp.fileno() >= 0       # borrowed, not closed
     finally:
@@ -138,11 +128,11 @@ def test_socket_endpoint_of_unix_and_tcp_listeners(short_dir):
         tcp.close()
 
 
-def test_socket_endpoint_refuses_what_zmq_cannot_serve(short_dir):
+def test_socket_endpoint_refuses_what_zmq_cannot_serve(short_tmp):
     datagram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    datagram.bind(str(short_dir / "d.sock"))
+    datagram.bind(str(short_tmp / "d.sock"))
     not_listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    with open(short_dir / "file", "w") as regular:
+    with open(short_tmp / "file", "w") as regular:
         try:
             for fd in (datagram.fileno(), not_listening.fileno(), regular.fileno()):
                 with pytest.raises(systemd.InheritedSocketError):
@@ -152,9 +142,9 @@ def test_socket_endpoint_refuses_what_zmq_cannot_serve(short_dir):
             not_listening.close()
 
 
-def test_adopted_socket_serves_and_outlives_the_zmq_socket(short_dir):
+def test_adopted_socket_serves_and_outlives_the_zmq_socket(short_tmp):
     """What systemd holds stays: closing the adopting socket neither closes nor unlinks it."""
-    path = short_dir / "intake.sock"
+    path = short_tmp / "intake.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen()
@@ -185,13 +175,13 @@ def test_adopted_socket_serves_and_outlives_the_zmq_socket(short_dir):
         listener.close()
 
 
-def test_bind_without_inherited_sockets_creates_the_directory(short_dir):
+def test_bind_without_inherited_sockets_creates_the_directory(short_tmp):
     context = zmq.Context()
     router = context.socket(zmq.ROUTER)
     try:
-        endpoint = f"ipc://{short_dir}/run/work.sock"
+        endpoint = f"ipc://{short_tmp}/run/work.sock"
         assert systemd.bind(router, endpoint, []) == [endpoint]
-        assert (short_dir / "run" / "work.sock").exists()
+        assert (short_tmp / "run" / "work.sock").exists()
     finally:
         router.close(linger=0)
         context.term()

@@ -23,6 +23,7 @@ import kiskadee.analysis.driver
 from kiskadee.analysis.analyzers.base import Analyzer, Coverage, ReportError
 from kiskadee.analysis.driver import index
 from kiskadee.core.findings import Finding
+from kiskadee.config import COMPILED_MODES
 from kiskadee.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 DRIVER_DIR = ".kiskadee-driver"
 DRIVER_PACKAGE = "kiskadee_build"
 LAUNCHER = f"import sys\nfrom {DRIVER_PACKAGE}.driver import main\nsys.exit(main())\n"
-MODES = ("auto", "per-file")
 DEADLINE_RESERVE = 0.05     # of the sandbox's timeout, kept for the driver to finish its index ...
 DEADLINE_RESERVE_MIN = 2.0  # ... at least these seconds
 DEADLINE_RESERVE_MAX = 60.0  # ... and at most these
@@ -49,8 +49,8 @@ class CompiledAnalyzer(Analyzer):
 
     def __init__(self, settings: object):
         super().__init__(settings)
-        if settings.mode not in MODES:
-            raise ConfigError(f"analyzers.{self.name}.mode must be one of {', '.join(MODES)}, "
+        if settings.mode not in COMPILED_MODES:     # settings made in code, not loaded
+            raise ConfigError(f"analyzers.{self.name}.mode must be one of {', '.join(COMPILED_MODES)}, "
                               f"not {settings.mode!r}")
 
     def prepare(self, output: Path) -> None:

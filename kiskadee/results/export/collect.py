@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 
 from kiskadee.errors import NotFoundError
 from kiskadee.results import diff
+from kiskadee.store import findings as stored
 from kiskadee.store import lineage, queries, waivers
 from kiskadee.store.models import Version
 
@@ -40,7 +41,7 @@ def collect(version: Version, analyzer: Optional[str] = None) -> Export:
     states = _baseline_states(previous, version)
     for analysis in analyses:
         analysis["baseline"] = states["notes"].get(analysis["analyzer"], "")
-    findings = [f for f in diff.findings(_ids(version), waivers.for_package(version.package_id))
+    findings = [f for f in diff.findings(stored.of_version(version.id), waivers.for_package(version.package_id))
                 if analyzer in (None, f["analyzer"])]
     for finding in findings:
         finding["baseline_state"] = states["by_id"].get(finding["id"])
@@ -58,13 +59,6 @@ def _baseline_states(previous: Optional[Version], version: Version) -> Dict[str,
     by_id.update((finding_id, "unchanged") for finding_id in compared.unchanged_ids())
     notes = {c.analyzer: c.note(previous.number, version.number) for c in compared.comparisons}
     return {"by_id": by_id, "notes": notes}
-
-
-def _ids(version: Version) -> List[int]:
-    db = Version._meta.database
-    rows = db.execute_sql("SELECT f.id FROM finding f JOIN analysis a ON a.id = f.analysis_id"
-                          f" WHERE a.version_id = {db.param}", (version.id,))
-    return [row[0] for row in rows]
 
 
 def as_json_data(export: Export) -> Dict:

@@ -6,6 +6,9 @@ in a fresh directory and its AMQP, distribution and epmd ports chosen free on
 127.0.0.1, so it touches nothing of a system broker. It takes some 15 s to
 start. At the end the server is stopped (SIGTERM to its process group) and
 its epmd is told to quit.
+
+A pytest plugin (tests/conftest.py registers it): a test asks for the
+``rabbitmq`` fixture by name.
 """
 
 import os
