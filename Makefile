@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-packages run test test-fast bench clean rpm
+.PHONY: all setup system-packages shared-analyzers run test test-fast bench clean rpm
 
 all: test
 
@@ -20,7 +20,12 @@ $(BIN)/kiskadee: setup.py requirements-test.txt
 system-packages:
 	packaging/install-system-packages
 
-setup: $(BIN)/kiskadee system-packages
+# As root the local sandbox runs analyzers as nobody, who cannot run this venv's
+# flawfinder: install one for every user (see the script).
+shared-analyzers: system-packages
+	packaging/install-shared-analyzers
+
+setup: $(BIN)/kiskadee system-packages shared-analyzers
 
 run: setup
 	$(BIN)/kiskadee run

@@ -16,7 +16,7 @@ from kiskadee.core.events import SourceEvent
 from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE, KiskadeeError
 from kiskadee.results import render
 from kiskadee.sources import make_fetcher
-from kiskadee.sources.local import source_url
+from kiskadee.sources.local import LocalFetcher, source_url, submitted_source
 from kiskadee.sources.prepare import guess_name_version
 from kiskadee.store import queries
 from kiskadee.store.db import open_database
@@ -26,13 +26,16 @@ from kiskadee.store.results import VersionKey
 
 log = logging.getLogger(__name__)
 
+# The commands that bind or reach the monitor's sockets: the runtime directory is checked before they start.
+SOCKET_COMMANDS = ("monitor", "runner", "run", "submit", "fetch")
+
 EPILOG = """\
 exit status:
   0  success
   1  an analyzer failed or timed out (its results are stored with the reason)
   2  usage error
   3  configuration error
-  4  the source could not be fetched, or was refused when unpacking
+  4  the source could not be fetched, or was refused when unpacking or by the monitor (submit)
   5  the database could not be opened or has a newer schema
   6  the package or version asked for is not in the database
   7  a service kiskadee needs cannot be reached
@@ -61,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show(commands, database)
     _add_db(commands, database)
     _add_services(commands)
+    _add_keys(commands)
     _add_images(commands)
     _add_diff(commands, database)
     _add_waive(commands, database)
@@ -85,8 +89,9 @@ def _add_services(commands) -> None:
     run.set_defaults(func=cmd_run, service=True)
     submit = commands.add_parser("submit", help="send one source to the monitor by hand",
                                  description="Announce version VERSION of package NAME, whose source is "
-                                             "SOURCE (a path or an http(s) URL of a tarball, zip or "
-                                             "directory), to the running monitor.")
+                                             "SOURCE (a tarball or zip: a local file, copied into the "
+                                             "service's spool first, or an http(s) URL), to the running "
+                                             "monitor. A directory is refused: use 'kiskadee analyze'.")
     submit.add_argument("name", metavar="NAME")
     submit.add_argument("version", metavar="VERSION")
     submit.add_argument("source", metavar="SOURCE")
@@ -99,6 +104,32 @@ def _add_services(commands) -> None:
                                  help="versions by state, runners and recent failures")
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.set_defaults(func=cmd_status)
+
+
+def _add_keys(commands) -> None:
+    cmd = commands.add_parser(
+        "keys", help="make the CurveZMQ key pairs tcp:// endpoints need",
+        description="Write a CurveZMQ key pair (NAME.key public, NAME.key_secret 0600) under "
+                    "service.curve.keys_dir. 'monitor' makes the monitor's; 'runner NAME' and 'submitter NAME' "
+                    "make one in the directory of keys the monitor lets onto its tcp:// work or intake socket. "
+                    "Copy NAME.key_secret and monitor.key to the other host.")
+    cmd.add_argument("role", metavar="ROLE", choices=("monitor", "runner", "submitter"),
+                     help="monitor, runner or submitter")
+    cmd.add_argument("name", metavar="NAME", nargs="?", default="", help="the runner's or submitter's name")
+    cmd.add_argument("--force", action="store_true", help="replace an existing key pair of that name")
+    cmd.set_defaults(func=cmd_keys)
+
+
+def cmd_keys(args, settings: config.Config) -> int:
+    from kiskadee.service.curve import create_keys
+
+    if args.role == "monitor" and args.name:
+        print("kiskadee: error: 'keys monitor' takes no NAME", file=sys.stderr)
+        return EXIT_USAGE
+    public, secret = create_keys(settings.service, args.role, args.name, force=args.force)
+    print(f"public key {public}")
+    print(f"secret key {secret} (mode 0600: keep it on the host that uses it, and nowhere else)")
+    return EXIT_OK
 
 
 def _add_images(commands) -> None:
@@ -182,7 +213,7 @@ def cmd_analyze(args, settings: config.Config) -> int:
                         source_url=source_url(args.source))
     db = _database(args, settings)
     analysis = settings.analysis
-    analyzed = analyze_source(event, make_fetcher("local", settings), analyzers,
+    analyzed = analyze_source(event, LocalFetcher.for_command_line(settings), analyzers,
                               make_sandbox(settings.sandbox.backend, settings.sandbox),
                               Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes),
                               analysis, None if args.quiet else _progress)
@@ -248,22 +279,34 @@ def cmd_run(args, settings: config.Config) -> int:
 
 
 def cmd_submit(args, settings: config.Config) -> int:
-    from kiskadee.service.intake import IntakeSender
+    from kiskadee.service.intake import EventRejected, IntakeSender
 
-    with IntakeSender(settings.service.intake_endpoint) as intake:
-        intake.send(SourceEvent("local", args.name, args.version, source_url=source_url(args.source)))
+    url, sha256 = submitted_source(args.source, settings)      # a local file goes into the spool first
+    with IntakeSender(settings.service.intake_endpoint, service=settings.service, limits=settings.limits) as intake:
+        intake.send(SourceEvent("local", args.name, args.version, source_url=url, sha256=sha256))
+    if intake.rejected:     # exit 4, with the monitor's reason
+        raise EventRejected(f"the monitor rejected {args.name} {args.version}: {next(iter(intake.rejected.values()))}")
     print(f"submitted {args.name} {args.version} to {settings.service.intake_endpoint}")
     return EXIT_OK
 
 
 def cmd_fetch(args, settings: config.Config) -> int:
-    from kiskadee.service.intake import IntakeSender
+    """One polling pass, remembered by the fetcher only once the monitor acknowledged all of it."""
+    from kiskadee.service.intake import DELIVERY_SECONDS, IntakeSender, MonitorUnavailable
 
     fetcher = _anitya_fetcher(settings) if args.fetcher == "anitya" else make_fetcher(args.fetcher, settings)
-    with IntakeSender(settings.service.intake_endpoint) as intake:
+    endpoint = settings.service.intake_endpoint
+    with IntakeSender(endpoint, service=settings.service) as intake:
         for event in fetcher.poll():
             intake.send(event)
-    print(f"{args.fetcher}: sent {intake.sent} events to {settings.service.intake_endpoint}")
+        if not intake.flush():
+            # Not committing is what makes the next pass announce these events again.
+            raise MonitorUnavailable(
+                f"the monitor on {endpoint} did not acknowledge {intake.pending} of {intake.sent} events "
+                f"within {DELIVERY_SECONDS} s; the {args.fetcher} fetcher's next pass sends them again")
+    fetcher.commit()        # a rejected event counts as answered: sending it again would be rejected again
+    refused = f" ({len(intake.rejected)} rejected by the monitor, logged above)" if intake.rejected else ""
+    print(f"{args.fetcher}: sent {intake.sent} events to {endpoint}{refused}")
     return EXIT_OK
 
 
@@ -477,6 +520,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     logs.setup(-1 if args.quiet else max(args.verbose, floor))
     try:
         settings = config.load(args.config)
+        if args.command in SOCKET_COMMANDS:
+            from kiskadee.service.access import ensure_runtime_dirs
+
+            ensure_runtime_dirs(settings.service)   # before any socket: refuse a directory others can write
         return args.func(args, settings)
     except KiskadeeError as exc:
         print(f"kiskadee: error: {exc}", file=sys.stderr)

@@ -83,8 +83,17 @@ class DockerSandboxConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LocalSandboxConfig:
+    """The local backend (kiskadee.analysis.sandbox.local): subprocesses on the runner's own machine."""
+
+    user: str = "nobody"                # who runs the analyzers when the runner is root
+    build_on_host: bool = False         # let build mode run the package's configure/make/cmake/meson here
+
+
+@dataclasses.dataclass(frozen=True)
 class SandboxConfig:
     backend: str = _choice("local", SANDBOX_BACKENDS)
+    local: LocalSandboxConfig = LocalSandboxConfig()
     docker: DockerSandboxConfig = DockerSandboxConfig()
 
 
@@ -161,16 +170,39 @@ class AnalysisConfig:
     work_dir: str = ""                  # '' means the system's temporary directory
     max_unpacked_bytes: int = 4 * 1024**3
     max_files: int = 200_000
+    max_depth: int = 64                 # directory levels an archive member may be nested in
     max_download_bytes: int = 1024**3
-    download_timeout: float = 300.0
+    download_timeout: float = 300.0     # seconds each read of a download may wait
+    download_deadline: float = 600.0    # seconds a whole download may take, redirects included
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveConfig:
+    """CurveZMQ keys for tcp:// endpoints ('kiskadee keys'); ipc:// sockets are guarded by file modes."""
+
+    keys_dir: str = ""                  # '' means STATE_DIR/keys: where 'kiskadee keys' writes
+    monitor_secret_key: str = ""        # the monitor's key pair; '' means KEYS_DIR/monitor.key_secret
+    monitor_public_key: str = ""        # how runners and senders know the monitor; '' means KEYS_DIR/monitor.key
+    runners_dir: str = ""               # public keys let onto a tcp:// work socket; '' means KEYS_DIR/runners
+    submitters_dir: str = ""            # public keys let onto a tcp:// intake; '' means KEYS_DIR/submitters
+    runner_secret_key: str = ""         # this host's runners; '' means KEYS_DIR/runner.key_secret
+    submitter_secret_key: str = ""      # submit, fetch on a tcp:// intake; '' means KEYS_DIR/submitter.key_secret
+    insecure: bool = False              # allow tcp:// without keys (anyone reaching the port); warns at start
 
 
 @dataclasses.dataclass(frozen=True)
 class ServiceConfig:
     runtime_dir: str = dataclasses.field(default_factory=default_runtime_dir)
     state_dir: str = dataclasses.field(default_factory=default_state_dir)
-    intake: str = ""        # '' means ipc://RUNTIME_DIR/intake.sock; tcp://HOST:PORT allowed
-    work: str = ""          # '' means ipc://RUNTIME_DIR/work.sock
+    runtime_dir_owner: str = ""     # user who must own runtime_dir outside systemd; '' means whoever runs kiskadee
+    intake: str = ""        # '' means ipc://RUNTIME_DIR/intake.sock; tcp://HOST:PORT needs keys (curve)
+    work: str = ""          # '' means ipc://RUNTIME_DIR/work.sock; tcp://HOST:PORT needs keys (curve)
+    curve: CurveConfig = CurveConfig()
+    spool_dir: str = ""     # where 'submit' copies local files for the runners; '' means STATE_DIR/spool
+
+    @property
+    def spool(self) -> str:
+        return self.spool_dir or os.path.join(self.state_dir, "spool")
 
     @property
     def intake_endpoint(self) -> str:
@@ -188,6 +220,26 @@ class MonitorConfig:
     max_attempts: int = 3
     backoff_seconds: float = 30.0
     batch: int = 2000                   # intake events recorded per transaction, at most
+
+
+def _at_least(default: Any, minimum: int) -> Any:
+    """A number field that must be ``minimum`` or more."""
+    return dataclasses.field(default=default, metadata={"minimum": minimum})
+
+
+@dataclasses.dataclass(frozen=True)
+class LimitsConfig:
+    """What one message may hold (kiskadee.service.wire); anything over is rejected with the reason."""
+
+    intake_message_bytes: int = _at_least(1024**2, 1024)    # a source event; ZeroMQ MAXMSGSIZE of the intake
+    work_message_bytes: int = _at_least(64 * 1024**2, 1024)  # a result with its findings; MAXMSGSIZE of the work socket
+    name_chars: int = _at_least(256, 16)        # package, fetcher, runner, analyzer names, check ids
+    version_chars: int = _at_least(256, 16)     # version strings (also checked by the origin's rules)
+    url_chars: int = _at_least(4096, 64)        # source URLs and local paths
+    path_chars: int = _at_least(4096, 64)       # finding paths and function names
+    text_chars: int = _at_least(65536, 64)      # finding messages, errors, rejection reasons
+    activity_chars: int = _at_least(1024, 16)   # what a runner says it is doing
+    depth: int = _at_least(32, 8)               # nesting of JSON objects and arrays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,6 +311,7 @@ class Config:
     runner: RunnerConfig = RunnerConfig()
     fetchers: FetchersConfig = FetchersConfig()
     anitya: AnityaBusConfig = AnityaBusConfig()
+    limits: LimitsConfig = LimitsConfig()
     source: str = "built-in defaults"   # where this configuration came from
 
 
@@ -312,6 +365,7 @@ def _build_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) 
             )
         values[key] = _convert(hints[key], value, source, where)
         _check_valid(settable[key].metadata.get("valid"), values[key], source, where)
+        _check_minimum(settable[key].metadata.get("minimum"), values[key], source, where)
     return values
 
 
@@ -326,6 +380,12 @@ def _check_valid(valid: Optional[Tuple[str, ...]], value: Any, source: str, wher
                               f" each must be one of {', '.join(valid)}")
     elif value not in valid:
         raise ConfigError(f"{source}: '{where}' must be one of {', '.join(valid)}, not {value!r}")
+
+
+def _check_minimum(minimum: Optional[int], value: Any, source: str, where: str) -> None:
+    """Refuse a number below the key's minimum, if it has one."""
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{source}: '{where}' must be at least {minimum}, not {value!r}")
 
 
 def _convert(kind: Any, value: Any, source: str, where: str) -> Any:

@@ -113,7 +113,8 @@ def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scrat
     output.mkdir()
     analyzer.prepare(output)
     source_in, output_in = sandbox.paths(tree, output)
-    execution = sandbox.run(analyzer.argv(source_in, output_in, limits.timeout), tree, output, limits)
+    argv = analyzer.argv(source_in, output_in, limits.timeout, sandbox.build_refusal)
+    execution = sandbox.run(argv, tree, output, limits)
     run = AnalyzerRun(analyzer.name, version, "ok", duration=round(execution.duration, 3))
     report = analyzer.report(execution.stdout_path, output)
     if execution.timed_out:

@@ -82,7 +82,7 @@ class AnityaCallback:
         with self._lock:
             if self._sender is None:
                 try:
-                    self._sender = IntakeSender(self.settings.service.intake_endpoint)
+                    self._sender = IntakeSender(self.settings.service.intake_endpoint, service=self.settings.service)
                 except KiskadeeError as exc:    # no monitor listens on the ipc path
                     raise MonitorUnreachable(str(exc)) from None
             self._sender.send(event)

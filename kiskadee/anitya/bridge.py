@@ -72,7 +72,8 @@ class AnityaConsumer(fedmsg.consumers.FedmsgConsumer):
         self.topic = subscriptions(bus.topic_prefix, _true(hub.config.get("zmq_strict", False)))
         self.max_message_bytes = bus.max_message_bytes
         self.tally = Tally("anitya bridge", bus.report_seconds)
-        self.outbox = Outbox(settings.service.intake_endpoint, bus.queue_size, self.tally, bus.retry_seconds)
+        self.outbox = Outbox(settings.service.intake_endpoint, bus.queue_size, self.tally, bus.retry_seconds,
+                             service=settings.service)
         prepare()
         super().__init__(hub)
         self.blocking_mode = True       # consume on the reactor thread; see the module's docstring

@@ -22,6 +22,7 @@ from typing import Deque, Optional
 
 import zmq
 
+from kiskadee.config import ServiceConfig
 from kiskadee.core.events import SourceEvent
 from kiskadee.errors import KiskadeeError
 from kiskadee.service.intake import WINDOW, IntakeSender, MonitorUnavailable
@@ -86,8 +87,11 @@ class Tally:
 class Outbox:
     """Source events on their way to the monitor's intake, handled on one thread without waiting."""
 
-    def __init__(self, endpoint: str, capacity: int, tally: Tally, retry_seconds: float):
+    def __init__(self, endpoint: str, capacity: int, tally: Tally, retry_seconds: float,
+                 service: Optional[ServiceConfig] = None):
+        """``service``: the configuration whose CurveZMQ keys a tcp:// ``endpoint`` needs."""
         self.endpoint = endpoint
+        self.service = service
         self.capacity = capacity
         self.tally = tally
         self.retry_seconds = retry_seconds
@@ -174,7 +178,7 @@ class Outbox:
 
     def _connect(self, now: float) -> None:
         try:
-            self.sender = IntakeSender(self.endpoint)
+            self.sender = IntakeSender(self.endpoint, service=self.service)
         except (KiskadeeError, zmq.ZMQError) as exc:
             self._next_connect = now + self.retry_seconds
             if not self._outage:

@@ -53,12 +53,11 @@ _S = VersionState
 # catalog, or seen by 'kiskadee analyze' for a version the monitor never heard of.
 # Every state may become done or failed because 'kiskadee analyze' stores a
 # one-shot analysis of any version, analyzed before or not. Nothing goes back to
-# seen, only a queued job is leased, and only a runner's answer for a job in the
-# queue makes it unresolved.
+# seen, only a queued job is leased, and only the answer of the runner holding
+# its lease makes it unresolved (kiskadee.store.queue refuses any other's).
 TRANSITIONS: Mapping[VersionState, FrozenSet[VersionState]] = {
     _S.SEEN: frozenset({_S.QUEUED, _S.DONE, _S.FAILED}),                          # kiskadee retry; analyze
-    # queued -> queued: a late runner's transient failure for a job already re-queued renews its backoff
-    _S.QUEUED: frozenset({_S.QUEUED, _S.LEASED, _S.DONE, _S.FAILED, _S.UNRESOLVED}),
+    _S.QUEUED: frozenset({_S.LEASED, _S.DONE, _S.FAILED}),                        # a runner; analyze
     _S.LEASED: frozenset({_S.QUEUED, _S.DONE, _S.FAILED, _S.UNRESOLVED}),        # released, expired; a result
     _S.DONE: frozenset({_S.QUEUED, _S.DONE, _S.FAILED}),                          # retry --state done; analyze
     _S.FAILED: frozenset({_S.QUEUED, _S.DONE, _S.FAILED}),

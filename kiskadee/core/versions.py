@@ -16,10 +16,13 @@ of them, read through ``scheme_of``):
     ``[epoch:]version[-release]``; a missing release sorts before any release.
 
 ``compare`` returns -1, 0 or 1; ``newest`` picks the highest of several
-versions; ``sort_key`` gives a key for ``sorted``.
+versions; ``sort_key`` gives a key for ``sorted``; ``check`` says why a
+string is not a version of a scheme (the monitor's catalog refuses such
+events before storing them).
 """
 
 import functools
+import re
 import string
 from typing import Callable, Iterable, Optional, Tuple
 
@@ -116,6 +119,49 @@ def rpmvercmp(a: str, b: str) -> int:
     if i >= len(a) and j >= len(b):
         return 0
     return -1 if i >= len(a) else 1
+
+
+MAX_LENGTH = 256        # characters in a version, unless the caller allows more
+MAX_DIGITS = 64         # digits in one number of a version: no release counts further
+_DIGIT_RUN = re.compile(r"[0-9]{%d,}" % (MAX_DIGITS + 1))
+
+
+def check(scheme: str, version: str, max_length: int = MAX_LENGTH) -> None:
+    """Raise ValueError saying why ``version`` is not a version under ``scheme``'s rules.
+
+    Every scheme: not empty, no surrounding space, printable, at most ``max_length``
+    characters, no number of over MAX_DIGITS digits (comparing would convert it).
+    Debian versions must also parse as Debian policy says.
+    """
+    _comparator(scheme)
+    if not version.strip() or version != version.strip():
+        raise ValueError(f"version {_quoted(version)} is empty or surrounded by white space")
+    if len(version) > max_length:
+        raise ValueError(f"version of {len(version)} characters is over the limit of {max_length}")
+    if not version.isprintable():
+        raise ValueError(f"version {_quoted(version)} holds control or other non-printable characters")
+    if _DIGIT_RUN.search(version):
+        raise ValueError(f"version {_quoted(version)} has a number of over {MAX_DIGITS} digits")
+    if scheme == "debian":
+        try:
+            debian_support.Version(version)
+        except ValueError:
+            raise ValueError(f"{_quoted(version)} is not a Debian version "
+                             "([epoch:]upstream[-revision], Debian policy 5.6.12)") from None
+
+
+def is_valid(scheme: str, version: str, max_length: int = MAX_LENGTH) -> bool:
+    """Whether ``check`` passes: a version stored before it existed may not."""
+    try:
+        check(scheme, version, max_length)
+    except ValueError:
+        return False
+    return True
+
+
+def _quoted(version: str) -> str:
+    text = repr(version)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _split_evr(evr: str) -> Tuple[int, str, str]:

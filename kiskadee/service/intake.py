@@ -10,6 +10,11 @@ restarted) or when nothing was acknowledged for ``RESEND_SECONDS``. An
 event may so arrive twice; the monitor's catalog answers "known" to the
 second copy, so a monitor restart loses no event and records none twice.
 
+An event the monitor refuses (malformed, over a limit, a version its
+origin's rules do not allow) is answered with a ``rejected`` message naming
+its sequence numbers and the reason: the sender stops sending it and keeps
+the reason in ``rejected`` (``kiskadee submit`` prints it and exits 4).
+
 A single-frame message (no sequence number) is still recorded, without an
 acknowledgement: a fire-and-forget peer such as a test's raw DEALER.
 """
@@ -19,14 +24,15 @@ import logging
 import struct
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from kiskadee.config import LimitsConfig, ServiceConfig
 from kiskadee.core.events import SourceEvent
-from kiskadee.errors import EXIT_UNAVAILABLE, KiskadeeError
-from kiskadee.service import wire
+from kiskadee.errors import EXIT_SOURCE, EXIT_UNAVAILABLE, KiskadeeError
+from kiskadee.service import curve, wire
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +43,27 @@ PUMP_EVERY = 256            # a sender reads acknowledgements after this many se
 HEARTBEAT_MS = 5_000        # ZMTP heartbeats notice a tcp:// peer that vanished without closing
 _SEQ = struct.Struct(">Q")
 _CONNECTION_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+REJECTIONS_LOGGED = 20      # rejections a sender logs one by one; beyond, only counted
 
 
 class MonitorUnavailable(KiskadeeError):
     """No monitor listens, or it did not acknowledge the events sent to it in time."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class EventRejected(KiskadeeError):
+    """The monitor refused an event for good (malformed, over a limit, not a version); the text says why."""
+
+    exit_code = EXIT_SOURCE
+
+
+class Delivery(NamedTuple):
+    """One event as the monitor's intake received it."""
+
+    peer: bytes                 # the sender's ROUTER identity, to answer it
+    seq: Optional[int]          # None: a single-frame event, recorded without an answer
+    frame: bytes
 
 
 def event_frame(event: SourceEvent) -> bytes:
@@ -76,18 +97,30 @@ class IntakeSender:
     for its next event.
     """
 
-    def __init__(self, endpoint: str, context: Optional[zmq.Context] = None):
+    def __init__(self, endpoint: str, context: Optional[zmq.Context] = None,
+                 service: Optional[ServiceConfig] = None, limits: LimitsConfig = wire.DEFAULT_LIMITS):
+        """``service``: the configuration whose CurveZMQ keys a tcp:// ``endpoint`` needs (curve.secure_client);
+        ``limits``: an event larger than the intake takes is rejected here, not sent."""
         if endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists():
             raise MonitorUnavailable(f"no monitor is listening on {endpoint}; start it "
                                      "('kiskadee run', or 'systemctl start kiskadee.target')")
         self.endpoint = endpoint
         self.sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         for option, value in ((zmq.SNDHWM, 0), (zmq.RCVHWM, 0), (zmq.LINGER, 0),
-                              (zmq.HEARTBEAT_IVL, HEARTBEAT_MS), (zmq.HEARTBEAT_TIMEOUT, 3 * HEARTBEAT_MS)):
+                              (zmq.HEARTBEAT_IVL, HEARTBEAT_MS), (zmq.HEARTBEAT_TIMEOUT, 3 * HEARTBEAT_MS),
+                              (zmq.MAXMSGSIZE, limits.intake_message_bytes)):
             self.sock.setsockopt(option, value)
+        self.max_bytes = limits.intake_message_bytes
+        if service is not None:
+            try:
+                curve.secure_client(self.sock, endpoint, service, "submitter")
+            except KiskadeeError:
+                self.sock.close(linger=0)
+                raise
         self.connection = self.sock.get_monitor_socket(_CONNECTION_EVENTS)
         self.sock.connect(endpoint)
         self.unacked: Dict[int, bytes] = {}
+        self.rejected: Dict[int, str] = {}     # sequence number -> why the monitor refused it, for good
         self.sent = 0               # events handed to send(), not counting re-sends
         self.resent = 0             # events sent again after a reconnection or a silence
         self.connected = False
@@ -110,6 +143,10 @@ class IntakeSender:
             self._wait_for_room()
         seq = self._next_seq
         self._next_seq += 1
+        if len(frame) > self.max_bytes:     # the monitor's socket would drop the connection over it
+            self._rejected([[seq, seq]], f"event of {len(frame)} bytes is over the intake's limit of "
+                                         f"{self.max_bytes} bytes")
+            return
         self.unacked[seq] = frame
         self.sock.send(_SEQ.pack(seq), zmq.SNDMORE)     # two sends beat send_multipart on small frames
         self.sock.send(frame)
@@ -182,13 +219,26 @@ class IntakeSender:
             except wire.WireError as exc:
                 log.warning("ignoring a malformed message from the monitor's intake: %s", exc)
                 continue
-            if message.type != "recorded":
+            if message.type == "rejected":
+                self._rejected(message.fields["seqs"], message.fields["reason"])
+            elif message.type != "recorded":
                 log.warning("ignoring a %s message from the monitor's intake", message.type)
                 continue
             for first, last in message.fields["seqs"]:
                 for seq in range(first, last + 1):
                     self.unacked.pop(seq, None)
             self._last_progress = time.monotonic()
+
+    def _rejected(self, spans: List[List[int]], reason: str) -> None:
+        """Keep why these events were refused; they are never sent again."""
+        for first, last in spans:
+            for seq in range(first, min(last, self._next_seq - 1) + 1):   # only numbers this sender used
+                self.unacked.pop(seq, None)
+                self.rejected[seq] = reason
+                if len(self.rejected) <= REJECTIONS_LOGGED:
+                    log.warning("the monitor rejected event %d: %s", seq, reason)
+                elif len(self.rejected) == REJECTIONS_LOGGED + 1:
+                    log.warning("more events rejected; counting them without a line each")
 
     def _drain_connection_events(self) -> None:
         while self.connection.poll(0):
@@ -216,33 +266,43 @@ class IntakeSender:
 
 
 class IntakeReceiver:
-    """The monitor's side: a ROUTER that yields event frames and acknowledges committed batches."""
+    """The monitor's side: a ROUTER that yields events and answers each sender once a batch is committed."""
 
     def __init__(self, sock: zmq.Socket):
         self.sock = sock
         self.malformed = 0          # messages whose envelope was not 1 or 2 frames
 
-    def receive(self, limit: int) -> Tuple[List[bytes], Dict[bytes, List[int]]]:
-        """Up to ``limit`` waiting event frames, and the sequence numbers per sender to acknowledge."""
-        frames: List[bytes] = []
-        seqs: Dict[bytes, List[int]] = {}
-        while len(frames) < limit:
+    def receive(self, limit: int) -> List[Delivery]:
+        """Up to ``limit`` waiting events, each with its sender and sequence number."""
+        deliveries: List[Delivery] = []
+        while len(deliveries) < limit:
             try:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
+            seq = None
             if len(parts) == 3 and len(parts[1]) == _SEQ.size:
-                seqs.setdefault(parts[0], []).append(_SEQ.unpack(parts[1])[0])
+                seq = _SEQ.unpack(parts[1])[0]
             elif len(parts) != 2:
-                self.malformed += 1
-                log.warning("intake message of %d frames; expected a sequence number and an event", len(parts) - 1)
-            frames.append(parts[-1])
-        return frames, seqs
+                self.malformed += 1     # its last frame is still read as the event, and refused if it is none
+                if self.malformed <= REJECTIONS_LOGGED:
+                    log.warning("intake message of %d frames; expected a sequence number and an event",
+                                len(parts) - 1)
+            deliveries.append(Delivery(parts[0], seq, parts[-1]))
+        return deliveries
 
     def acknowledge(self, seqs: Dict[bytes, List[int]]) -> None:
         """Tell each sender which of its events are committed; call only after the commit."""
         for peer, numbers in seqs.items():
-            try:
-                self.sock.send_multipart([peer, wire.encode("recorded", seqs=seq_ranges(numbers))], zmq.NOBLOCK)
-            except zmq.ZMQError as exc:         # the sender is gone: it re-sends to the next monitor
-                log.info("cannot acknowledge intake sender %r: %s", peer, exc)
+            self._answer(peer, wire.encode("recorded", seqs=seq_ranges(numbers)))
+
+    def reject(self, seqs: Dict[Tuple[bytes, str], List[int]]) -> None:
+        """Tell each sender which of its events are refused for good, and why: (sender, reason) -> numbers."""
+        for (peer, reason), numbers in seqs.items():
+            self._answer(peer, wire.encode("rejected", seqs=seq_ranges(numbers), reason=wire.reason_text(reason)))
+
+    def _answer(self, peer: bytes, frame: bytes) -> None:
+        try:
+            self.sock.send_multipart([peer, frame], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:         # the sender is gone: it re-sends to the next monitor
+            log.info("cannot answer intake sender %r: %s", peer, exc)

@@ -2,7 +2,9 @@
 
 A runner is stateless. While idle it re-announces itself every few seconds
 (so a restarted monitor learns of it); while analyzing it sends heartbeats;
-it sends its result until the monitor acknowledges it. The first SIGTERM
+it sends its result until the monitor acknowledges it, or rejects it for good
+(``reject``: the result is malformed, or this runner no longer holds the job's
+lease; a job whose lease is gone is abandoned at once). The first SIGTERM
 lets the current job finish, the second aborts it (the monitor re-queues it
 when the lease runs out).
 """
@@ -23,7 +25,7 @@ from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.config import Config
 from kiskadee.core.events import SourceEvent
 from kiskadee.errors import ConfigError, SourceError, TransientError, TransientSourceError, UnresolvedSource
-from kiskadee.service import wire
+from kiskadee.service import curve, wire
 from kiskadee.service.loop import Instant, Service
 from kiskadee.sources import make_fetcher
 
@@ -56,6 +58,7 @@ class RunnerService(Service):
         self._beat: Optional[Instant] = None
         self._sent: Optional[Instant] = None
         self._sandbox_down = False
+        self._abandoned = False     # the monitor said this runner no longer holds the job's lease
 
     def setup(self) -> None:
         analysis = self.settings.analysis
@@ -65,6 +68,8 @@ class RunnerService(Service):
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.IDENTITY, self.runner_name.encode())
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, self.settings.limits.work_message_bytes)
+        curve.secure_client(self.sock, self.settings.service.work_endpoint, self.settings.service, "runner")
         self.sock.connect(self.settings.service.work_endpoint)
         log.info("runner %s connected to %s", self.runner_name, self.settings.service.work_endpoint)
 
@@ -115,7 +120,8 @@ class RunnerService(Service):
 
     def _receive(self) -> Optional[wire.Message]:
         try:
-            return wire.decode(self.sock.recv())
+            limits = self.settings.limits
+            return wire.decode(self.sock.recv(), limits.work_message_bytes, limits)
         except wire.WireError as exc:
             log.warning("ignoring a malformed message from the monitor: %s", exc)
             return None
@@ -130,22 +136,49 @@ class RunnerService(Service):
         self._worker.start()
 
     def _watch_worker(self, now: Instant) -> None:
-        """Heartbeat while the worker runs; a second stop request aborts it."""
+        """Heartbeat while the worker runs; a second stop request aborts it, and so does a job
+        whose lease the monitor says this runner no longer holds (its result would be refused)."""
         self._worker.join(self.poll_ms / 1000)
         if self.stop_requests >= 2:
             self.sandbox.abort()
             log.warning("job %s aborted; the monitor will hand it out again", self.job["job"])
             self._drop_job()
             return
+        if not self._abandoned and self._rejection() is not None:
+            self._abandoned = True
         if self._worker.is_alive():
-            if now.since(self._beat) >= self.settings.runner.heartbeat_seconds:
+            if self._abandoned:
+                self.sandbox.abort()    # each analyzer the worker starts still: it ends sooner
+            elif now.since(self._beat) >= self.settings.runner.heartbeat_seconds:
                 self._beat = now
                 self.sock.send(wire.encode("heartbeat", runner=self.runner_name, job=self.job["job"],
-                                           activity=self.activity))
+                                           lease=self.job["lease"], activity=self.activity))
             return
-        self._result = wire.encode("result", runner=self.runner_name, job=self.job["job"],
-                                   **self._outcome["result"])
+        if self._abandoned:
+            self._drop_job()            # the worker is done: the next job may use the sandbox
+            return
+        self._result = self._result_message()
         self._send_result(now)
+
+    def _result_message(self) -> bytes:
+        """The result to send; an error result if the analysis's outcome does not fit the wire."""
+        try:
+            return wire.encode("result", runner=self.runner_name, job=self.job["job"], lease=self.job["lease"],
+                               **self._outcome["result"])
+        except wire.WireError as exc:   # a bug in an analyzer's report reading: fail this job, not the runner
+            log.error("job %s: the result cannot be sent: %s", self.job["job"], exc)
+            return wire.encode("result", runner=self.runner_name, job=self.job["job"], lease=self.job["lease"],
+                               runs=[], error=f"the runner could not send its result: {exc}", transient=False)
+
+    def _rejection(self) -> Optional[str]:
+        """Why the monitor rejected this job's heartbeat or result, if it did; other messages are dropped."""
+        while self.sock.poll(0):
+            message = self._receive()
+            if message is not None and message.type == "reject" and message.fields["job"] == self.job["job"]:
+                log.warning("job %s: the monitor rejected it and will not take its result: %s",
+                            self.job["job"], message.fields["reason"])
+                return message.fields["reason"]
+        return None
 
     def _await_acknowledgement(self, now: Instant) -> None:
         """Send the result again every ACK_SECONDS until the monitor acknowledges it (or a second stop)."""
@@ -155,8 +188,11 @@ class RunnerService(Service):
             return
         if self.sock.poll(self.poll_ms):
             message = self._receive()
-            # An acknowledgement of an earlier job's re-sent result is not this one's.
-            if message is not None and message.type == "ack" and message.fields["job"] == self.job["job"]:
+            # An answer about an earlier job's re-sent result is not this one's.
+            if message is not None and message.type in ("ack", "reject") and message.fields["job"] == self.job["job"]:
+                if message.type == "reject":
+                    log.warning("job %s: the monitor rejected its result for good: %s", self.job["job"],
+                                message.fields["reason"])
                 self._finish_job()
                 return
         if now.since(self._sent) >= ACK_SECONDS:
@@ -176,7 +212,7 @@ class RunnerService(Service):
 
     def _drop_job(self) -> None:
         self.job, self._worker, self._outcome, self._result = None, None, {}, None
-        self._announced = None
+        self._announced, self._abandoned = None, False
 
     def _analyze(self, job: dict, outcome: dict) -> None:
         """The worker thread: fetch, unpack, analyze; never raises."""

@@ -25,11 +25,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from kiskadee.config import Config
-from kiskadee.errors import EXIT_CONFIG, EXIT_OK
+from kiskadee.config import Config, ServiceConfig
+from kiskadee.errors import EXIT_OK
+from kiskadee.service import access
 from kiskadee.service.loop import Instant, read_clock
 from kiskadee.service.progress import Progress
 
@@ -263,21 +263,14 @@ def _stat(path: Optional[str]) -> Optional[Tuple[int, int, int]]:
     return info.st_ino, info.st_mtime_ns, info.st_ctime_ns
 
 
-def make_runtime_dir(path: str) -> None:
-    """Create the directory for the sockets, private to this user, if it is missing."""
-    directory = Path(path)
-    if not directory.is_dir():
-        directory.mkdir(mode=0o700, parents=True)
-        os.chmod(directory, 0o700)
+def make_runtime_dir(service: ServiceConfig) -> None:
+    """Create the directory for the sockets (0700) if missing; ConfigError if others could write it."""
+    access.ensure_runtime_dirs(service)
 
 
 def run(settings: Config, config_path: Optional[str], verbosity: int) -> int:
     """``kiskadee run``: supervise the monitor, the runners and the fetchers until stopped."""
-    try:
-        make_runtime_dir(settings.service.runtime_dir)
-    except OSError as exc:
-        log.error("cannot create the runtime directory %s: %s", settings.service.runtime_dir, exc)
-        return EXIT_CONFIG
+    make_runtime_dir(settings.service)     # the children check it too; failing here fails once, not per child
     supervisor = Supervisor(settings, config_path, verbosity)
     previous = {signum: signal.signal(signum, supervisor.on_signal) for signum in STOP_SIGNALS}
     try:

@@ -148,22 +148,31 @@ def socket_endpoint(fd: int) -> str:
     return f"tcp://{address[0]}:{address[1]}"
 
 
-def bind(sock: zmq.Socket, endpoint: str, inherited: List[int]) -> List[str]:
+def bind(sock: zmq.Socket, endpoint: str, inherited: List[int], mode: Optional[int] = None,
+         prepare: Optional[Callable[[zmq.Socket, str], None]] = None) -> List[str]:
     """Bind ``sock`` to the sockets systemd passed, else to ``endpoint``; returns what it bound.
 
     Adopting (zmq.USE_FD) keeps the listening socket systemd holds, so a
     monitor restart refuses no connection. The endpoint of an inherited
     socket is read from the socket itself, so the socket unit decides it.
+    ``prepare(sock, address)`` runs before each bind (the CurveZMQ options
+    of that address); ``mode`` is given to an ipc socket file kiskadee
+    binds itself (systemd's come with the socket unit's SocketMode=).
     """
+    prepare = prepare or (lambda _sock, _address: None)
     if not inherited:
         if endpoint.startswith("ipc://"):
             Path(endpoint[len("ipc://"):]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        prepare(sock, endpoint)
         sock.bind(endpoint)
+        if mode is not None and endpoint.startswith("ipc://") and not endpoint.startswith("ipc://@"):
+            os.chmod(endpoint[len("ipc://"):], mode)
         return [endpoint]
     bound = []
     for fd in inherited:
         address = socket_endpoint(fd)
         os.set_inheritable(fd, False)
+        prepare(sock, address)
         sock.set(zmq.USE_FD, fd)
         sock.bind(address)
         bound.append(address)

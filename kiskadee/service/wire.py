@@ -2,63 +2,117 @@
 
 Each message is one JSON document in one ZeroMQ frame, an object with
 ``type``, ``schema`` (the version of this format) and the fields of its
-type. ``decode`` validates a frame completely, so the loops that receive
-messages deal only in well-formed ones and count the rest.
+type. ``decode`` validates a frame completely against its type's schema
+(``FIELDS``): types, required and unknown fields, string lengths
+(``config.LimitsConfig``), integer ranges (what SQLite's signed 64-bit
+integers hold, never negative), nesting depth, valid Unicode (no lone
+surrogate), no control characters in names and versions. So the loops
+that receive messages deal only in well-formed ones, and refuse the rest
+with the reason ``WireError`` gives.
 
 Messages:
   source     a fetcher or the bridge announces a version (DEALER -> monitor intake
              ROUTER; kiskadee.service.intake puts a sequence number frame before it)
+  recorded   the monitor committed these intake sequence numbers (intake ROUTER -> sender)
+  rejected   the monitor refused these intake sequence numbers, for good, and why
   ready      a runner is idle and asks for a job (DEALER -> monitor)
-  job        the monitor hands a version to a runner (monitor -> DEALER)
-  heartbeat  a runner is still working on a job, and what it is doing
+  job        the monitor hands a version to a runner, with the lease token it issued
+  heartbeat  a runner is still working on a job (its lease token), and what it is doing
   result     a runner's outcome for a job: analyzer runs with findings, or an error
   ack        the monitor stored a result (monitor -> DEALER)
-  recorded   the monitor committed these intake sequence numbers (intake ROUTER -> sender)
+  reject     the monitor will not take this heartbeat or result, and why: stop sending it
 """
 
+import itertools
 import json
-from typing import Any, Dict, NamedTuple, Tuple
+import math
+import re
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+
+from kiskadee.config import LimitsConfig
+from kiskadee.core.findings import SEVERITIES
 
 SCHEMA = 1
-MAX_INTAKE_BYTES = 1024 * 1024          # a source event is small; anything larger is refused
+DEFAULT_LIMITS = LimitsConfig()
+MAX_INTAKE_BYTES = DEFAULT_LIMITS.intake_message_bytes  # a source event is small; anything larger is refused
+MAX_ID = 2**63 - 1                  # SQLite's largest integer: ids, line numbers, sequence numbers
+MAX_REASON_CHARS = 1000             # a reason sent back to a peer
 
-_STR, _INT, _FLOAT, _BOOL, _DICT, _LIST = str, int, float, bool, dict, list
+_STR, _INT, _FLOAT, _BOOL, _DICT, _LIST, _NONE = str, int, float, bool, dict, list, type(None)
+_NUMBER = (int, float)
 
-# type -> {field: (python type, required)}
-FIELDS: Dict[str, Dict[str, Tuple[type, bool]]] = {
-    "source": {
-        "fetcher": (_STR, True), "package": (_STR, True), "version": (_STR, True),
-        "source_url": (_STR, False), "sha256": (_STR, False), "meta": (_DICT, False),
-    },
-    "ready": {"runner": (_STR, True)},
-    "job": {
-        "job": (_INT, True), "fetcher": (_STR, True), "package": (_STR, True),
-        "version": (_STR, True), "source_url": (_STR, False), "sha256": (_STR, False),
-        "meta": (_DICT, False),
-    },
-    "heartbeat": {"runner": (_STR, True), "job": (_INT, True), "activity": (_STR, False)},
+
+class Field(NamedTuple):
+    """One field of a message: its type(s), whether it must be there, and for a string its limit."""
+
+    kind: Union[type, Tuple[type, ...]]
+    required: bool = True
+    text: str = ""      # a key of TEXT_LIMITS: how long the string may be and what it may hold
+
+
+# text class -> (the LimitsConfig attribute bounding its length, whether control characters are refused)
+TEXT_LIMITS = {
+    "name": ("name_chars", True), "version": ("version_chars", True), "token": ("name_chars", True),
+    "url": ("url_chars", False), "path": ("path_chars", False), "text": ("text_chars", False),
+    "activity": ("activity_chars", False),
+}
+
+_NAME, _VERSION = Field(_STR, True, "name"), Field(_STR, True, "version")
+_LEASE = Field(_STR, False, "token")     # '' (absent) never matches a lease the monitor issued
+_ID = Field(_INT)
+_EVENT = {"fetcher": _NAME, "package": _NAME, "version": _VERSION, "source_url": Field(_STR, False, "url"),
+          "sha256": Field(_STR, False, "token"), "meta": Field(_DICT, False)}
+
+FIELDS: Dict[str, Dict[str, Field]] = {
+    "source": _EVENT,
+    "recorded": {"seqs": Field(_LIST)},                 # [[first, last], ...] inclusive ranges
+    "rejected": {"seqs": Field(_LIST), "reason": Field(_STR, True, "text")},
+    "ready": {"runner": _NAME},
+    "job": {"job": _ID, "lease": _LEASE, **_EVENT},
+    "heartbeat": {"runner": _NAME, "job": _ID, "lease": _LEASE, "activity": Field(_STR, False, "activity")},
     "result": {
-        "runner": (_STR, True), "job": (_INT, True), "runs": (_LIST, True),
-        "error": (_STR, False), "transient": (_BOOL, False),
-        "source_url": (_STR, False), "sha256": (_STR, False),
-        "unresolved": (_BOOL, False),   # the error says why the source could not be located
+        "runner": _NAME, "job": _ID, "lease": _LEASE, "runs": Field(_LIST),
+        "error": Field(_STR, False, "text"), "transient": Field(_BOOL, False),
+        "source_url": Field(_STR, False, "url"), "sha256": Field(_STR, False, "token"),
+        "unresolved": Field(_BOOL, False),      # the error says why the source could not be located
     },
-    "ack": {"job": (_INT, True)},
-    "recorded": {"seqs": (_LIST, True)},   # [[first, last], ...] inclusive ranges
+    "ack": {"job": _ID},
+    "reject": {"job": _ID, "reason": Field(_STR, True, "text")},
 }
 DEFAULTS = {_STR: "", _DICT: {}, _LIST: [], _BOOL: False, _INT: 0, _FLOAT: 0.0}
-_NAMES = {kind: frozenset(spec) for kind, spec in FIELDS.items()}
 
-RUN_FIELDS = {"analyzer": _STR, "tool_version": _STR, "status": _STR, "duration": (int, float),
-              "error": _STR, "findings": _LIST}
+RUN_FIELDS = {
+    "analyzer": _NAME, "tool_version": _VERSION, "status": _NAME, "duration": Field(_NUMBER),
+    "error": Field(_STR, True, "text"), "findings": Field(_LIST),
+    # Coverage of analyzers that compile the code: optional, checked when present.
+    "mode": Field(_STR, False, "name"), "files_analyzed": Field((int, _NONE), False),
+    "files_failed": Field((int, _NONE), False), "fallback": Field(_STR, False, "text"),
+    "failed_files": Field(_STR, False, "text"),
+}
 RUN_STATUSES = ("ok", "failed", "timeout", "skipped")
-# Coverage of analyzers that compile the code: optional, checked when present.
-OPTIONAL_RUN_FIELDS = {"mode": _STR, "files_analyzed": (int, type(None)), "files_failed": (int, type(None)),
-                       "fallback": _STR, "failed_files": _STR}
+FINDING_FIELDS = {
+    "path": Field(_STR, True, "path"), "line": _ID, "check_id": _NAME, "severity": _NAME,
+    "message": Field(_STR, True, "text"), "column": Field(_INT, False), "function": Field(_STR, False, "path"),
+    "cwe": Field((int, _NONE), False), "fingerprint": Field(_STR, False, "token"), "rank": Field(_NUMBER, False),
+}
+
+# A JSON string, to skip when counting brackets; unrolled so a long string costs no backtracking.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class WireError(ValueError):
-    """A frame that is not a valid kiskadee message; the text says why."""
+    """A frame that is not a valid kiskadee message; the text says why.
+
+    ``document`` is the parsed message when the frame was a JSON object, so a
+    receiver can still tell whose job a refused result or heartbeat was.
+    """
+
+    def __init__(self, reason: str, document: Optional[dict] = None):
+        super().__init__(reason)
+        self.document = document
 
 
 class Message(NamedTuple):
@@ -67,73 +121,163 @@ class Message(NamedTuple):
 
 
 def encode(kind: str, **fields: Any) -> bytes:
-    """One frame holding a message of type ``kind``; the fields are validated first."""
-    _validate(kind, fields)
+    """One frame holding a message of type ``kind``; its types and structure are validated first.
+
+    Lengths are not checked here: the receiver's limits are the ones that count.
+    """
+    _validate(kind, fields, None)
     return json.dumps({"type": kind, "schema": SCHEMA, **fields}, separators=(",", ":")).encode()
 
 
-def decode(frame: bytes, max_bytes: int = 0) -> Message:
+def decode(frame: bytes, max_bytes: int = 0, limits: LimitsConfig = DEFAULT_LIMITS) -> Message:
     """The validated message in ``frame``, or WireError saying what is wrong with it."""
     if max_bytes and len(frame) > max_bytes:
         raise WireError(f"message of {len(frame)} bytes is over the {max_bytes} byte limit")
-    try:
-        # Decoding first spares json.loads guessing the encoding of every frame.
-        document = json.loads(frame.decode("utf-8") if isinstance(frame, bytes) else frame)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WireError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise WireError(f"not a JSON object but {type(document).__name__}")
+    document = _parse(frame, limits.depth)
     kind, schema = document.pop("type", None), document.pop("schema", None)
-    if kind not in FIELDS:
-        raise WireError(f"unknown message type {kind!r}; known: {', '.join(FIELDS)}")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise WireError(f"unknown message type {_short(kind)}; known: {', '.join(FIELDS)}")
     if schema != SCHEMA:
-        raise WireError(f"{kind} message has schema {schema!r}, this kiskadee speaks {SCHEMA}")
-    _validate(kind, document)
-    for name, (kind_of, _required) in FIELDS[kind].items():
-        document.setdefault(name, type(DEFAULTS[kind_of])())
+        raise WireError(f"{kind} message has schema {_short(schema)}, this kiskadee speaks {SCHEMA}")
+    try:
+        _validate(kind, document, limits)
+    except WireError as exc:
+        raise WireError(str(exc), dict(document, type=kind)) from None
+    for name, field in FIELDS[kind].items():
+        if name not in document:
+            document[name] = type(DEFAULTS[field.kind])()
     return Message(kind, document)
 
 
-def _validate(kind: str, fields: Dict[str, Any]) -> None:
+def reason_text(reason: str) -> str:
+    """A reason cut to what is sent back to a peer or stored, any lone surrogate escaped."""
+    reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS - 3] + "..."
+
+
+# parsing -------------------------------------------------------------------------------
+
+def _parse(frame: Union[bytes, str], depth: int) -> dict:
+    """The JSON object in ``frame``: UTF-8, nested at most ``depth`` deep, no lone surrogate."""
+    try:
+        text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+    except UnicodeDecodeError as exc:
+        raise WireError(f"not JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    nesting = _nesting(text)
+    if nesting > depth:
+        raise WireError(f"nested {nesting} deep, over the limit of {depth}")
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:      # a belt to the braces counted above
+        raise WireError(f"nested over the limit of {depth}") from None
+    except ValueError as exc:   # also a number of more digits than Python converts
+        raise WireError(f"not JSON: {str(exc)[:200]}") from None
+    if not isinstance(document, dict):
+        raise WireError(f"not a JSON object but {type(document).__name__}")
+    # Decoded UTF-8 holds no surrogate; only a \\uD8xx escape can bring one, so the walk is rare.
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(document):
+        raise WireError("holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode", document)
+    return document
+
+
+def _nesting(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest, counted without recursion."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    steps = (1 if char in "[{" else -1 for char in brackets)
+    return max(itertools.accumulate(steps), default=0)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys too) holds a lone surrogate; depth is bounded already."""
+    if isinstance(value, str):
+        return bool(_SURROGATE.search(value))
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+# validation ----------------------------------------------------------------------------
+
+def _validate(kind: str, fields: Dict[str, Any], limits: Optional[LimitsConfig]) -> None:
+    """Check ``fields`` against the schema of ``kind``; lengths only when ``limits`` is given."""
     if kind not in FIELDS:
         raise WireError(f"unknown message type {kind!r}")
-    spec = FIELDS[kind]
-    unknown = fields.keys() - _NAMES[kind]
-    if unknown:
-        raise WireError(f"{kind} message has unknown fields: {', '.join(sorted(unknown))}")
-    for name, (kind_of, required) in spec.items():
-        if name not in fields:
-            if required:
-                raise WireError(f"{kind} message lacks the field '{name}'")
-            continue
-        if not _is(fields[name], kind_of):
-            raise WireError(f"{kind} message field '{name}' must be {kind_of.__name__}, "
-                            f"not {type(fields[name]).__name__}")
+    _check_fields(f"{kind} message", FIELDS[kind], fields, limits)
     if kind in ("source", "job") and not (fields["package"].strip() and fields["version"].strip()):
         raise WireError(f"{kind} message has an empty package or version")
     if kind == "result":
-        for run in fields["runs"]:
-            _validate_run(run)
-    if kind == "recorded" and not all(
-            isinstance(span, list) and len(span) == 2 and all(_is(n, _INT) for n in span)
-            for span in fields["seqs"]):
-        raise WireError("recorded message: seqs must be [first, last] pairs of integers")
+        for number, run in enumerate(fields["runs"], 1):
+            _check_run(f"result message: run {number}", run, limits)
+    if kind in ("recorded", "rejected"):
+        _check_seqs(kind, fields["seqs"])
 
 
-def _validate_run(run: Any) -> None:
-    if not isinstance(run, dict):
-        raise WireError("result message: each run must be an object")
-    for name, kind_of in RUN_FIELDS.items():
-        if not _is(run.get(name), kind_of):
-            raise WireError(f"result message: run field '{name}' missing or of the wrong type")
-    for name, kind_of in OPTIONAL_RUN_FIELDS.items():
-        if name in run and not _is(run[name], kind_of):
-            raise WireError(f"result message: run field '{name}' is of the wrong type")
+def _check_fields(where: str, spec: Dict[str, Field], fields: Any, limits: Optional[LimitsConfig]) -> None:
+    if not isinstance(fields, dict):
+        raise WireError(f"{where} must be an object, not {type(fields).__name__}")
+    unknown = fields.keys() - spec.keys()
+    if unknown:
+        names = sorted(name if name.isprintable() and len(name) <= 60 else _short(name) for name in unknown)
+        raise WireError(f"{where} has unknown fields: {', '.join(names)}")
+    for name, field in spec.items():
+        if name in fields:
+            _check_value(f"{where} field '{name}'", field, fields[name], limits)
+        elif field.required:
+            raise WireError(f"{where} lacks the field '{name}'")
+
+
+def _check_value(what: str, field: Field, value: Any, limits: Optional[LimitsConfig]) -> None:
+    if not _is(value, field.kind):
+        raise WireError(f"{what} must be {_kind_name(field.kind)}, not {type(value).__name__}")
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_ID:
+        raise WireError(f"{what} is out of range: an integer from 0 to 2**63-1")
+    if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+        raise WireError(f"{what} must be a finite number, 0 or more")
+    if isinstance(value, str) and field.text and limits is not None:
+        attribute, printable_only = TEXT_LIMITS[field.text]
+        limit = getattr(limits, attribute)
+        if len(value) > limit:
+            raise WireError(f"{what} is {len(value)} characters long, over the limit of {limit}")
+        if printable_only and not value.isprintable():
+            raise WireError(f"{what} holds control or other non-printable characters")
+
+
+def _check_run(where: str, run: Any, limits: Optional[LimitsConfig]) -> None:
+    _check_fields(where, RUN_FIELDS, run, limits)
     if run["status"] not in RUN_STATUSES:
-        raise WireError(f"result message: run status {run['status']!r} is not one of {RUN_STATUSES}")
+        raise WireError(f"{where}: status {_short(run['status'])} is not one of {', '.join(RUN_STATUSES)}")
+    for number, finding in enumerate(run["findings"], 1):
+        _check_fields(f"{where} finding {number}", FINDING_FIELDS, finding, limits)
+        if finding["severity"] not in SEVERITIES:
+            raise WireError(f"{where} finding {number}: severity {_short(finding['severity'])} "
+                            f"is not one of {', '.join(SEVERITIES)}")
+
+
+def _check_seqs(kind: str, seqs: list) -> None:
+    for span in seqs:
+        if not (isinstance(span, list) and len(span) == 2 and all(_is(n, _INT) for n in span)
+                and 0 <= span[0] <= span[1] <= MAX_ID):
+            raise WireError(f"{kind} message: seqs must be [first, last] pairs of integers, first <= last")
 
 
 def _is(value: Any, kind_of) -> bool:
     if isinstance(value, bool) and kind_of is not _BOOL:
         return False                    # JSON true is not a number here
     return isinstance(value, kind_of)
+
+
+def _kind_name(kind_of) -> str:
+    kinds = kind_of if isinstance(kind_of, tuple) else (kind_of,)
+    return " or ".join("null" if kind is _NONE else kind.__name__ for kind in kinds)
+
+
+def _short(value: Any) -> str:
+    """``value`` for a reason: its repr, cut, so a huge or hostile value never fills a log."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

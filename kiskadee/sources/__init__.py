@@ -18,7 +18,6 @@ def make_fetcher(name: str, settings) -> Fetcher:
     from kiskadee.sources.local import LocalFetcher
 
     state = Path(settings.service.state_dir)
-    analysis = settings.analysis
     if name == "debian":
         return DebianFetcher.from_settings(settings)
     if name == "directory":
@@ -26,7 +25,7 @@ def make_fetcher(name: str, settings) -> Fetcher:
             raise ConfigError("the directory fetcher is off: set fetchers.directory.path")
         return DirectoryFetcher(Path(settings.fetchers.directory.path), state / "directory.json")
     if name == "local":
-        return LocalFetcher(analysis.max_download_bytes, analysis.download_timeout)
+        return LocalFetcher.from_settings(settings)     # submitted files: from the spool only
     if name == "anitya":
         from kiskadee.sources.anitya import AnityaFetcher
 

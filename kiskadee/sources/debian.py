@@ -3,7 +3,8 @@
 Each pass downloads ``dists/<suite>/<component>/source/Sources.xz`` from the
 configured mirror, keeps the newest version of each source package, filters
 them (allow/deny lists, the C/C++ heuristic of ``looks_like_c``) and announces
-the packages whose version differs from the last complete pass.  ``download``
+the packages whose version differs from the last delivered pass (``commit``
+saves a pass once the monitor acknowledged its events).  ``download``
 fetches the ``.dsc`` and every file it lists, each checked against its SHA-256.
 """
 
@@ -24,8 +25,9 @@ from kiskadee.core.events import DownloadedSource, SourceEvent
 from kiskadee.errors import ConfigError, SourceError
 from kiskadee.sources.download import download as download_url
 from kiskadee.sources.download import open_url
+from kiskadee.sources.debian_c import looks_like_c
 from kiskadee.sources.fetcher import Fetcher
-from kiskadee.sources.state import read_state, write_state
+from kiskadee.sources.state import PassMemory
 
 log = logging.getLogger(__name__)
 
@@ -165,75 +167,6 @@ def parse_sources(lines_or_stream: Union[str, bytes, Iterable[Union[str, bytes]]
     return packages
 
 
-# --- the C/C++ heuristic --------------------------------------------------------
-
-# Debhelper add-ons that only packages written in another language use.
-NON_C_HELPERS = frozenset((
-    "dh-golang", "dh-sequence-golang", "dh-cargo", "dh-sequence-cargo",
-    "haskell-devscripts", "haskell-devscripts-minimal", "dh-haskell",
-    "maven-debian-helper", "gradle-debian-helper", "fp-compiler", "fpc",
-    "gnat", "dh-ada-library", "dh-dlang", "ldc",
-))
-# Compilers and helpers of other languages that C/C++ packages use too, for
-# bindings, add-ons or parts (firefox-esr needs rustc, libreoffice javahelper,
-# notmuch dh-elpa, llvm dh-ocaml, node-sqlite3 dh-sequence-nodejs).
-NON_C_TOOLS = frozenset((
-    "golang-go", "golang-any", "cargo", "rustc", "ghc", "default-jdk", "default-jdk-headless",
-    "javahelper", "dh-sequence-javahelper", "nodejs", "pkg-js-tools", "dh-nodejs",
-    "dh-sequence-nodejs", "dh-elpa", "dh-sequence-elpa", "ocaml", "ocaml-nox", "dh-ocaml", "gdc",
-))
-C_BUILD_SYSTEMS = frozenset((
-    "gcc", "g++", "clang", "cmake", "meson", "ninja-build", "autoconf", "autoconf2.69",
-    "autoconf2.13", "automake", "dh-autoreconf", "libtool", "pkg-config", "pkgconf", "scons",
-    "qt5-qmake", "qmake6", "qtbase5-dev", "qt6-base-dev",
-))
-# Library packages of other languages' ecosystems ("golang-x-dev", "librust-x-dev"...).
-FOREIGN_LIBRARY_PREFIXES = ("golang-", "librust-", "libghc-", "node-")
-
-
-def _c_evidence(names: FrozenSet[str]) -> bool:
-    """Whether build dependencies show C/C++ code: a C/C++ build system, or
-    at least as many C ``-dev`` libraries as libraries of other ecosystems."""
-    if names & C_BUILD_SYSTEMS:
-        return True
-    foreign = sum(1 for n in names if n.startswith(FOREIGN_LIBRARY_PREFIXES) or "-ocaml-" in n)
-    c_libraries = sum(1 for n in names if n.endswith("-dev") and not n.startswith(
-        FOREIGN_LIBRARY_PREFIXES) and "-ocaml-" not in n)
-    return c_libraries > 0 and c_libraries >= foreign
-
-
-def looks_like_c(package: SourcePackage) -> bool:
-    """Guess whether a source package is mainly C or C++ (``Sources`` has no language field).
-
-    The heuristic, in order:
-
-    1. a package whose only architecture is ``all`` compiles nothing: no;
-    2. a build dependency on a helper used only by another language
-       (``NON_C_HELPERS``: dh-golang, dh-cargo, haskell-devscripts,
-       maven-debian-helper, fp-compiler, gnat...): no;
-    3. a build dependency on a compiler or helper of another language that C
-       and C++ packages use too (``NON_C_TOOLS``: golang-go, cargo, rustc,
-       ghc, default-jdk, javahelper, nodejs, dh-elpa, dh-ocaml...): yes only
-       with evidence of C/C++: a C/C++ build system (``C_BUILD_SYSTEMS``:
-       cmake, meson, autoconf, libtool, pkg-config, g++...), or at least as
-       many C ``-dev`` libraries as libraries of other ecosystems (golang-*,
-       librust-*, libghc-*, node-*, *-ocaml-*);
-    4. otherwise yes: debhelper alone builds C with make, as ``hello`` does.
-
-    Only Build-Depends and Build-Depends-Arch count: Build-Depends-Indep
-    serves the ``Architecture: all`` binaries (documentation, Emacs modes,
-    Java jars), which say nothing about the compiled part.
-    """
-    if package.architecture.split() in ([], ["all"]):
-        return False
-    names = package.build_dependency_names
-    if names & NON_C_HELPERS:
-        return False
-    if names & NON_C_TOOLS:
-        return _c_evidence(names)
-    return True
-
-
 def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
     """The first Debian mirror in apt's own configuration (deb822 or one-line style)."""
     for path in sorted((sources_dir / "sources.list.d").glob("*.sources")):
@@ -307,7 +240,7 @@ class DebianFetcher(Fetcher):
     ``pool/``); ``allow``, if not empty, restricts the watch to these source
     packages; ``deny`` excludes some; ``c_only`` keeps only what
     ``looks_like_c``; ``state_path`` is the JSON file remembering the versions
-    the last complete pass saw; ``timeout`` (seconds) applies to each network
+    the last delivered pass saw; ``timeout`` (seconds) applies to each network
     operation and ``max_bytes`` caps each downloaded file.
     """
 
@@ -321,7 +254,7 @@ class DebianFetcher(Fetcher):
             raise ConfigError("debian fetcher needs a mirror URL, a suite and at least one "
                               "component (got %r, %r, %r)" % (mirror, suite, list(components)))
         self.mirror = mirror.rstrip("/")
-        self.state_path = Path(state_path)
+        self.memory = PassMemory(state_path)
         self.suite = suite
         self.components = tuple(components)
         self.allow = frozenset(allow)
@@ -376,9 +309,9 @@ class DebianFetcher(Fetcher):
         return {name: pair for name, pair in selected.items() if self.wanted(pair[1])}
 
     def poll(self) -> Iterator[SourceEvent]:
-        """Yield an event per package whose version changed; save the state once exhausted."""
+        """Yield an event per package whose version changed; once exhausted, ``commit`` may save the state."""
         selected = self._selected()
-        previous = read_state(self.state_path).get("packages")
+        previous = self.memory.read().get("packages")
         previous = previous if isinstance(previous, dict) else {}
         changed = [name for name in sorted(selected)
                    if previous.get(name) != selected[name][1].version]
@@ -389,10 +322,12 @@ class DebianFetcher(Fetcher):
             event = self._event(package, component)
             if event is not None:
                 yield event
-        write_state(self.state_path, {
-            "mirror": self.mirror, "suite": self.suite,
-            "packages": {name: pair[1].version for name, pair in selected.items()},
-        })
+        self.memory.stage({"mirror": self.mirror, "suite": self.suite,
+                           "packages": {name: pair[1].version for name, pair in selected.items()}})
+
+    def commit(self) -> None:
+        """Remember the versions of the last complete pass (see ``Fetcher.commit``)."""
+        self.memory.commit()
 
     def _event(self, package: SourcePackage, component: str) -> Optional[SourceEvent]:
         """The event announcing ``package``, or None (logged) if the index lacks its .dsc."""

@@ -6,9 +6,10 @@ A file named ``NAME-VERSION.tar.gz`` (or ``.tar.bz2``, ``.tar.xz``, ``.tgz``,
 being written are left for a later pass: names ending ``.part`` or ``.tmp``,
 and files modified less than ``settle_seconds`` ago.
 
-What the last complete pass saw is kept in a JSON state file, written
-atomically when the pass is over (``kiskadee.sources.state``); an
-interrupted pass announces again.
+What the last delivered pass saw is kept in a JSON state file, written
+atomically by ``commit`` once the monitor acknowledged every event of the
+pass (``kiskadee.sources.state``); an interrupted or undelivered pass
+announces again.
 """
 
 import logging
@@ -24,7 +25,7 @@ from typing import Dict, Iterator, Optional, Tuple
 from kiskadee.core.events import DownloadedSource, SourceEvent
 from kiskadee.errors import SourceError
 from kiskadee.sources.fetcher import Fetcher, sha256_file
-from kiskadee.sources.state import read_state, write_state
+from kiskadee.sources.state import PassMemory
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _file_path(url: str) -> Path:
 class DirectoryFetcher(Fetcher):
     """Announce the tarballs that appear in ``directory``.
 
-    ``state_path`` is the JSON file remembering the files already announced;
+    ``state_path`` is the JSON file remembering the files already delivered;
     ``settle_seconds`` is how long a file must stay unmodified before it is
     taken as complete.
     """
@@ -78,12 +79,12 @@ class DirectoryFetcher(Fetcher):
 
     def __init__(self, directory: Path, state_path: Path, settle_seconds: float = 2.0):
         self.directory = Path(directory)
-        self.state_path = Path(state_path)
         self.settle_seconds = settle_seconds
+        self.memory = PassMemory(state_path)
 
     def poll(self) -> Iterator[SourceEvent]:
-        """Yield one event per new or changed archive; save the state once exhausted."""
-        seen = read_state(self.state_path).get("files")
+        """Yield one event per new or changed archive; once exhausted, ``commit`` may save the state."""
+        seen = self.memory.read().get("files")
         seen = seen if isinstance(seen, dict) else {}
         current: Dict[str, Dict[str, int]] = {}
         for path, stamp in self._settled_files():
@@ -93,7 +94,11 @@ class DirectoryFetcher(Fetcher):
             event = self._event(path, stamp)
             if event is not None:
                 yield event
-        write_state(self.state_path, {"directory": str(self.directory), "files": current})
+        self.memory.stage({"directory": str(self.directory), "files": current})
+
+    def commit(self) -> None:
+        """Remember the files of the last complete pass (see ``Fetcher.commit``)."""
+        self.memory.commit()
 
     def _settled_files(self) -> Iterator[Tuple[Path, Dict[str, int]]]:
         """The archives of the folder that are complete, with their size and mtime."""

@@ -1,6 +1,7 @@
 """Fetchers: each knows one source of releases.
 
-A fetcher can list new versions (``poll``, for polling fetchers) and download
+A fetcher can list new versions (``poll``, for polling fetchers, then
+``commit`` once the monitor acknowledged them) and download
 the source of one version (``download``); its versions compare by its origin's
 rules (``kiskadee.core.versions.scheme_of``).
 """
@@ -18,8 +19,20 @@ class Fetcher:
     name = ""
 
     def poll(self) -> Iterator[SourceEvent]:
-        """Yield the versions that appeared since the last pass (polling fetchers)."""
+        """Yield the versions that appeared since the last pass (polling fetchers).
+
+        A pass only computes what it would remember; ``commit`` remembers it.
+        """
         return iter(())
+
+    def commit(self) -> None:
+        """Remember the last complete pass, so the next one announces only what changed since.
+
+        Call it only once the monitor acknowledged every event the pass
+        yielded: a pass that could not deliver leaves the memory as it was,
+        and the next pass announces everything again (the monitor's catalog
+        makes repeats harmless). Fetchers without a memory do nothing.
+        """
 
     def download(self, event: SourceEvent, dest: Path) -> DownloadedSource:
         """Download the source of ``event`` into the empty directory ``dest``."""

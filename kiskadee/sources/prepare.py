@@ -45,5 +45,6 @@ def unpack_source(archive: Path, work: Path, settings: AnalysisConfig) -> Path:
     """Unpack ``archive`` into ``work``/source within the configured limits; the source root."""
     dest = work / "source"
     dest.mkdir()
-    limits = UnpackLimits(max_bytes=settings.max_unpacked_bytes, max_files=settings.max_files)
+    limits = UnpackLimits(max_bytes=settings.max_unpacked_bytes, max_files=settings.max_files,
+                          max_depth=settings.max_depth)
     return unpack(archive, dest, limits)

@@ -1,11 +1,18 @@
-"""A polling fetcher's memory of its last pass: a small JSON file written atomically."""
+"""A polling fetcher's memory of its last delivered pass: a small JSON file written atomically.
+
+A pass reads the memory, works out what it would remember, and stages it
+(``PassMemory.stage``); the caller commits it only once the monitor
+acknowledged every event of the pass. A pass that could not deliver (the
+monitor down, the command killed) leaves the file as it was, so the next
+pass announces the same versions again instead of losing them.
+"""
 
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +47,27 @@ def write_state(path: Path, state: Dict[str, object]) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+class PassMemory:
+    """The state file of one polling fetcher, replaced only when a pass is committed."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._staged: Optional[Dict[str, object]] = None
+
+    def read(self) -> Dict[str, object]:
+        """What the last committed pass remembered (empty before the first)."""
+        return read_state(self.path)
+
+    def stage(self, state: Dict[str, object]) -> None:
+        """Hold what a complete pass would remember, until ``commit``."""
+        self._staged = state
+
+    def commit(self) -> bool:
+        """Write the staged state; False (nothing written) when no complete pass was staged."""
+        if self._staged is None:
+            return False
+        write_state(self.path, self._staged)
+        self._staged = None
+        return True

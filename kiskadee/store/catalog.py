@@ -33,8 +33,9 @@ class Catalog:
     free of look-ups.
     """
 
-    def __init__(self, policy: QueuePolicy):
+    def __init__(self, policy: QueuePolicy, version_chars: int = versions.MAX_LENGTH):
         self.policy = policy
+        self.version_chars = version_chars
         self._fetchers: Dict[str, int] = {}
         self._packages: Dict[Tuple[int, str], int] = {}
         self._known: Dict[int, set] = {}            # package id -> version numbers
@@ -45,10 +46,12 @@ class Catalog:
     def record(self, event: dict, now: Union[datetime.datetime, str]) -> str:
         """Record a source event; returns "queued", "seen" or "known" (nothing changed).
 
-        New versions are written by ``flush``, which the caller runs before
-        committing the transaction.
+        ValueError, before anything is recorded, if the version is not one by
+        the origin's rules. New versions are written by ``flush``, which the
+        caller runs before committing the transaction.
         """
         scheme = versions.scheme_of(event["fetcher"])
+        versions.check(scheme, event["version"], self.version_chars)
         package_id = self._package_id(event["fetcher"], event["package"], scheme, now)
         number = event["version"]
         if number in self._known[package_id]:
@@ -113,11 +116,25 @@ class Catalog:
             self._newest[package_id] = self._newest.pop(provisional)
         return ids, inserted < len(new)
 
+    def reset(self) -> None:
+        """Forget everything cached and pending: the transaction it stood for was rolled back.
+
+        Each fetcher's packages and versions are read again at its next event.
+        """
+        self.__init__(self.policy, self.version_chars)
+
     def _wanted(self, package_id: int, number: str, scheme: str) -> bool:
         if self.policy.analyze == "every":
             return True
         newest = self._newest[package_id]
-        return newest is None or versions.compare(scheme, number, newest) > 0
+        if newest is None:
+            return True
+        try:
+            return versions.compare(scheme, number, newest) > 0
+        except ValueError as exc:   # a version stored before versions were checked: not a version
+            log.warning("cannot compare %s with the stored version %.60r (%s); taking %s as newer",
+                        number, newest, exc, number)
+            return True
 
     def _package_id(self, fetcher: str, name: str, scheme: str, now: Union[datetime.datetime, str]) -> int:
         """The package's id; the first event of a fetcher loads all it knows into the cache."""
@@ -166,7 +183,9 @@ class Catalog:
             if state != VersionState.SEEN:
                 tried[package_id].append(number)
         for package_id, numbers in tried.items():
-            self._newest[package_id] = versions.newest(scheme, numbers)
+            # A version stored before versions were checked may not compare: it is left out.
+            valid = [number for number in numbers if versions.is_valid(scheme, number, self.version_chars)]
+            self._newest[package_id] = versions.newest(scheme, valid) if valid else None
 
 
 def _insert_many(statement: str, rows: Sequence[Sequence]) -> int:

@@ -297,6 +297,12 @@ FEWER_FINDING_INDEXES = [
     "DROP INDEX finding_analysis",
 ]
 
+LEASE_TOKENS = [
+    # The token the monitor issued with a job: a heartbeat or result counts only with it
+    # (kiskadee.store.queue); kept once the job is done, so a replayed result is a duplicate.
+    "ALTER TABLE version ADD COLUMN lease_token TEXT NOT NULL DEFAULT ''",
+]
+
 # The release views (new_finding, fixed_finding) compare an analyzer only where its status
 # is 'ok' on both versions: kiskadee.core.states.COMPLETED, which lineage and the diff use
 # too (tests/unit/test_states.py checks they agree). Changing that definition takes a new
@@ -309,6 +315,7 @@ MIGRATIONS = [
     Migration(5, "new_finding and fixed_finding from the version down", FASTER_VIEWS),
     Migration(6, "new_finding and fixed_finding leave out files an analyzer could not analyze", PER_FILE_VIEWS),
     Migration(7, "no separate finding index on analysis_id", FEWER_FINDING_INDEXES),
+    Migration(8, "lease tokens: results and heartbeats only from the lease holder", LEASE_TOKENS),
 ]
 
 LATEST = MIGRATIONS[-1].number

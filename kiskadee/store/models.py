@@ -49,6 +49,7 @@ class Version(BaseModel):
     not_before = peewee.DateTimeField(null=True)    # backoff: do not lease before this
     leased_by = peewee.TextField(default="")
     lease_expires = peewee.DateTimeField(null=True)
+    lease_token = peewee.TextField(default="")      # issued with the job; results must carry it (migration 8)
     source_url = peewee.TextField(default="")
     sha256 = peewee.TextField(default="")
     error = peewee.TextField(default="")

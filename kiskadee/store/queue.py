@@ -4,7 +4,13 @@ A version's ``state`` is its job's state (``kiskadee.core.states.VersionState``)
 ``seen`` (recorded, not to be analyzed), ``queued``, ``leased`` (a runner has
 it until ``lease_expires``, extended by heartbeats), ``done``, ``failed`` or
 ``unresolved``. A lease that runs out puts the job back in the queue after a
-backoff, up to ``max_attempts``. Every state change goes through ``_move``
+backoff, up to ``max_attempts``.
+
+Leases are authority: ``lease`` issues a random token with the job, and a
+heartbeat, result or error counts only from the runner that holds the job's
+current lease with that token (``LeaseRefused`` otherwise, saying why). The
+token stays on the version once the job is finished, so the holder's replay
+of the same result is a "duplicate", never stored twice. Every state change goes through ``_move``
 or ``retry`` here, along ``states.TRANSITIONS``; any other is a bug and raises
 ``states.ForbiddenTransition``.
 
@@ -17,6 +23,7 @@ that write next to it.
 import dataclasses
 import datetime
 import logging
+import secrets
 from typing import List, Optional, Sequence
 
 import peewee
@@ -38,6 +45,10 @@ class QueuePolicy:
     backoff_seconds: float = 30.0   # doubled at each further attempt
 
 
+class LeaseRefused(Exception):
+    """A heartbeat, result or error from a runner that does not hold the job's lease; the text says why."""
+
+
 def _move(job: Version, state: VersionState) -> None:
     """Set ``job``'s state, which the caller saves; ForbiddenTransition if the table forbids it."""
     check_transition(job.state, state)
@@ -53,6 +64,7 @@ def lease(runner: str, policy: QueuePolicy, now: datetime.datetime) -> Optional[
         return None
     _move(job, VersionState.LEASED)
     job.leased_by, job.attempts = runner, job.attempts + 1
+    job.lease_token = secrets.token_hex(16)
     job.lease_expires = now + datetime.timedelta(seconds=policy.lease_seconds)
     job.started_at = now
     job.save()
@@ -62,18 +74,38 @@ def lease(runner: str, policy: QueuePolicy, now: datetime.datetime) -> Optional[
 def release(job: Version) -> None:
     """Put a leased job back at once, without counting the attempt (it never reached a runner)."""
     _move(job, VersionState.QUEUED)
-    job.leased_by, job.lease_expires = "", None
+    job.leased_by, job.lease_expires, job.lease_token = "", None, ""
     job.attempts = max(0, job.attempts - 1)
     job.save()
 
 
-def heartbeat(job_id: int, runner: str, policy: QueuePolicy, now: datetime.datetime) -> bool:
-    """Extend the lease of ``job_id`` held by ``runner``; False if it no longer holds it."""
-    updated = (Version.update(lease_expires=now + datetime.timedelta(seconds=policy.lease_seconds))
-               .where((Version.id == job_id) & (Version.state == VersionState.LEASED)
-                      & (Version.leased_by == runner))
-               .execute())
-    return bool(updated)
+def holder(job_id: int, runner: str, token: str) -> Version:
+    """The job ``runner`` holds the current lease of with ``token``; LeaseRefused saying why if not."""
+    job = Version.get_or_none(Version.id == job_id)
+    if job is None:
+        raise LeaseRefused(f"job {job_id} does not exist")
+    if job.state != VersionState.LEASED:
+        raise LeaseRefused(f"job {job_id} is {job.state}, not leased")
+    if job.leased_by != runner:
+        raise LeaseRefused(f"job {job_id} is leased to another runner")
+    if not token or not secrets.compare_digest(job.lease_token.encode(), token.encode()):
+        raise LeaseRefused(f"job {job_id}: that is not the lease token the monitor issued")
+    return job
+
+
+def heartbeat(job_id: int, runner: str, token: str, policy: QueuePolicy, now: datetime.datetime) -> None:
+    """Extend the lease of ``job_id`` held by ``runner`` with ``token``; LeaseRefused if it does not hold it."""
+    job = holder(job_id, runner, token)
+    job.lease_expires = now + datetime.timedelta(seconds=policy.lease_seconds)
+    job.save(only=[Version.lease_expires])
+
+
+def fail(job: Version, reason: str, now: datetime.datetime) -> None:
+    """Fail a leased job for good with ``reason``: its result could not be taken or its job not sent."""
+    log.warning("%s %s failed: %s", job.package.name, job.number, reason)
+    _move(job, VersionState.FAILED)
+    job.error, job.lease_expires, job.finished_at = reason, None, now
+    job.save()
 
 
 def expire_leases(policy: QueuePolicy, now: datetime.datetime) -> List[Version]:
@@ -88,7 +120,7 @@ def expire_leases(policy: QueuePolicy, now: datetime.datetime) -> List[Version]:
 def requeue(job: Version, reason: str, policy: QueuePolicy, now: datetime.datetime) -> None:
     """Put a job back in the queue after a backoff, or fail it after its last attempt."""
     log.warning("%s %s: %s", job.package.name, job.number, reason)
-    job.error, job.leased_by, job.lease_expires = reason, "", None
+    job.error, job.leased_by, job.lease_expires, job.lease_token = reason, "", None, ""
     if job.attempts >= policy.max_attempts:
         _move(job, VersionState.FAILED)
         job.finished_at = now
@@ -104,13 +136,17 @@ def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: Que
     """Store a runner's result for a job; returns what happened ("stored", "requeued", "failed",
     "unresolved" (the source could not be located; the error says why), "duplicate").
 
-    A result for a job that is not in the queue (a late runner's whose lease had
-    run out, and the job is done or failed since; a job never queued) is
-    acknowledged but not stored. The caller wraps this in one transaction.
+    ``fields`` are the result message's: its ``runner`` must hold the job's lease
+    with the token in ``lease``, else LeaseRefused. The holder's result again for
+    a job it finished is a "duplicate", acknowledged but not stored. The caller
+    wraps this in one transaction.
     """
+    runner, token = fields.get("runner", ""), fields.get("lease", "")
     job = Version.get_or_none(Version.id == job_id)
-    if job is None or job.state not in IN_QUEUE:
+    if (job is not None and job.state not in IN_QUEUE and token and job.leased_by == runner
+            and secrets.compare_digest(job.lease_token.encode(), token.encode())):
         return "duplicate"
+    job = holder(job_id, runner, token)
     if fields.get("error"):
         if fields.get("transient"):
             requeue(job, fields["error"], policy, now)
@@ -158,5 +194,5 @@ def retry(versions: peewee.Query, now: datetime.datetime) -> int:
         if state not in RETRYABLE:
             raise ForbiddenTransition(f"a {state} version cannot be re-queued as new")
     return (Version.update(state=VersionState.QUEUED.value, attempts=0, not_before=None, leased_by="",
-                           lease_expires=None, error="", queued_at=now, started_at=None, finished_at=None)
+                           lease_expires=None, lease_token="", error="", queued_at=now, started_at=None, finished_at=None)
             .where(Version.id.in_(ids)).execute())

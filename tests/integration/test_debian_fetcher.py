@@ -30,8 +30,15 @@ def state(tmp_path):
     return tmp_path / "state" / "debian.json"
 
 
+def delivered_pass(fetcher):
+    """The events of one pass, committed as ``kiskadee fetch`` does once the monitor acknowledged them."""
+    events = list(fetcher.poll())
+    fetcher.commit()
+    return events
+
+
 def events_by_name(fetcher):
-    return {event.package: event for event in fetcher.poll()}
+    return {event.package: event for event in delivered_pass(fetcher)}
 
 
 def with_version(text: str, package: str, old: str, new: str) -> str:
@@ -118,12 +125,12 @@ def test_first_poll_announces_the_c_packages_with_their_dsc(mirror, state):
 def test_unchanged_index_announces_nothing_then_a_new_version_exactly_once(mirror, state):
     fetcher = DebianFetcher(mirror.url, state_path=state)
     assert set(events_by_name(fetcher)) == C_PACKAGES
-    assert list(fetcher.poll()) == []
+    assert delivered_pass(fetcher) == []
     mirror.publish(with_version(SOURCES, "hello", "2.10-3", "2.10-4"))
-    events = list(fetcher.poll())
+    events = delivered_pass(fetcher)
     assert [(e.package, e.version) for e in events] == [("hello", "2.10-4")]
     assert events[0].source_url.endswith("/pool/main/h/hello/hello_2.10-3.dsc")  # index names the files
-    assert list(fetcher.poll()) == []
+    assert delivered_pass(fetcher) == []
 
 
 def test_an_interrupted_pass_announces_again(mirror, state):
@@ -133,6 +140,18 @@ def test_an_interrupted_pass_announces_again(mirror, state):
     passing.close()
     assert not state.exists()
     assert set(events_by_name(fetcher)) == C_PACKAGES
+
+
+def test_a_pass_is_remembered_only_when_committed(mirror, state):
+    fetcher = DebianFetcher(mirror.url, state_path=state, allow=["hello"])
+    assert set(events_by_name(fetcher)) == {"hello"}
+    remembered = state.read_bytes()
+    mirror.publish(with_version(SOURCES, "hello", "2.10-3", "2.10-4"))
+    assert [e.version for e in fetcher.poll()] == ["2.10-4"]        # never acknowledged
+    assert state.read_bytes() == remembered
+    assert [e.version for e in delivered_pass(fetcher)] == ["2.10-4"]
+    assert json.loads(state.read_text())["packages"] == {"hello": "2.10-4"}
+    assert delivered_pass(fetcher) == []
 
 
 def test_allow_and_deny_lists(mirror, state, tmp_path):

@@ -41,8 +41,15 @@ def drop(folder: Path, name: str, content: bytes = b"", age: float = 60, source:
     return path
 
 
+def delivered_pass(fetcher):
+    """The events of one pass, committed as ``kiskadee fetch`` does once the monitor acknowledged them."""
+    events = list(fetcher.poll())
+    fetcher.commit()
+    return events
+
+
 def announced(fetcher):
-    return [(event.package, event.version) for event in fetcher.poll()]
+    return [(event.package, event.version) for event in delivered_pass(fetcher)]
 
 
 @pytest.mark.parametrize("filename, expected", [
@@ -73,7 +80,7 @@ def test_parse_name_refuses(filename, message):
 def test_each_file_is_announced_once(folder, fetcher, tmp_path):
     hello = drop(folder, "hello-2.10.tar.gz", source=HELLO_ORIG)
     drop(folder, "foo-bar-1.2.3rc1.tgz", b"foo")
-    events = list(fetcher.poll())
+    events = delivered_pass(fetcher)
     assert [(e.package, e.version) for e in events] == [("foo-bar", "1.2.3rc1"), ("hello", "2.10")]
     event = events[1]
     assert event.fetcher == "directory"
@@ -105,9 +112,9 @@ def test_settle_time_is_configurable(folder, tmp_path):
 
 def test_replaced_file_is_announced_again(folder, fetcher):
     drop(folder, "hello-2.10.tar.gz", b"first", age=120)
-    first = list(fetcher.poll())
+    first = delivered_pass(fetcher)
     drop(folder, "hello-2.10.tar.gz", b"second content", age=60)
-    second = list(fetcher.poll())
+    second = delivered_pass(fetcher)
     assert [(e.package, e.version) for e in second] == [("hello", "2.10")]
     assert second[0].sha256 != first[0].sha256
     assert second[0].sha256 == sha256_file(folder / "hello-2.10.tar.gz")
@@ -132,6 +139,28 @@ def test_interrupted_pass_announces_again(folder, fetcher, tmp_path):
     passing.close()
     assert not (tmp_path / "state" / "directory.json").exists()
     assert announced(fetcher) == [("a", "1"), ("b", "1")]
+
+
+def test_a_pass_is_remembered_only_when_committed(folder, fetcher, tmp_path):
+    state = tmp_path / "state" / "directory.json"
+    drop(folder, "a-1.tar.gz", b"a")
+    assert announced(fetcher) == [("a", "1")]
+    remembered = state.read_bytes()
+    drop(folder, "b-1.tar.gz", b"b")
+    assert [(e.package, e.version) for e in fetcher.poll()] == [("b", "1")]    # never acknowledged
+    assert state.read_bytes() == remembered
+    assert announced(fetcher) == [("b", "1")]
+    assert announced(fetcher) == []
+
+
+def test_commit_after_an_interrupted_pass_writes_nothing(folder, fetcher, tmp_path):
+    drop(folder, "a-1.tar.gz", b"a")
+    passing = fetcher.poll()
+    next(passing)
+    passing.close()
+    fetcher.commit()
+    assert not (tmp_path / "state" / "directory.json").exists()
+    assert announced(fetcher) == [("a", "1")]
 
 
 def test_deleted_file_is_forgotten_and_announced_if_it_comes_back(folder, fetcher):

@@ -18,7 +18,7 @@ from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.analyzers.clang import Clang
 from kiskadee.analysis.analyzers.framac import FramaC
 from kiskadee.analysis.analyzers.gcc import Gcc
-from kiskadee.config import ClangConfig, FramacConfig, GccConfig
+from kiskadee.config import ClangConfig, FramacConfig, GccConfig, LocalSandboxConfig
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.docker import DockerSandbox
 from kiskadee.analysis.sandbox.local import LocalSandbox
@@ -72,7 +72,9 @@ def hello(tmp_path_factory, in_docker, docker_engine):
     """hello 2.10 analyzed by gcc in mode 'auto' (its configure: build mode) in docker and locally."""
     tree = unpack_hello(tmp_path_factory.mktemp("hello"))
     [docker] = analyze_tree(tree, [Gcc(GccConfig(mode="auto", jobs=2))], in_docker, LIMITS)
-    [local] = analyze_tree(tree, [Gcc(GccConfig(mode="auto", jobs=2))], LocalSandbox(), LIMITS)
+    # Build mode runs the package's configure and make: the local backend does so only when told to.
+    [local] = analyze_tree(tree, [Gcc(GccConfig(mode="auto", jobs=2))],
+                           LocalSandbox(LocalSandboxConfig(build_on_host=True)), LIMITS)
     return docker, local, docker_engine.kiskadee_containers()
 
 

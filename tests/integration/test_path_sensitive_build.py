@@ -32,7 +32,9 @@ def rows(db, sql, *params):
 
 def analyze(tree, db, mode, analyzers="clang,gcc"):
     config = db.with_suffix(".toml")
-    config.write_text("".join(f'[analyzers.{name}]\nmode = "{mode}"\njobs = 2\n' for name in analyzers.split(",")))
+    # Build mode runs the package's configure and make: the local backend does so only when told to.
+    config.write_text("[sandbox.local]\nbuild_on_host = true\n"
+                      + "".join(f'[analyzers.{name}]\nmode = "{mode}"\njobs = 2\n' for name in analyzers.split(",")))
     return run_kiskadee("analyze", tree, "--analyzers", analyzers, "--db", db, config=config)
 
 

@@ -13,13 +13,15 @@ import pytest
 
 from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.analyzers import make_analyzers
-from kiskadee.config import from_mapping
+from kiskadee.config import LocalSandboxConfig, from_mapping
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.local import LocalSandbox
 
 from harness import FIXTURES, run_kiskadee, unpack_hello
 
 GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
+# Build mode runs the package's configure and make: the local backend does so only when told to.
+BUILDING_ON_HOST = "[sandbox.local]\nbuild_on_host = true\n"
 FAILING_CONFIGURE = """#!/bin/sh
 echo "checking for a network... no"
 echo "configure: error: cannot download the dependencies" >&2
@@ -47,7 +49,9 @@ def test_failing_configure_falls_back_to_per_file_and_says_so(tmp_path):
     (tree / "configure").write_text(FAILING_CONFIGURE)
     (tree / "configure").chmod(0o755)
     db = tmp_path / "k.db"
-    result = run_kiskadee("analyze", tree, "--analyzers", "gcc", "--db", db)
+    config = tmp_path / "kiskadee.toml"
+    config.write_text(BUILDING_ON_HOST)
+    result = run_kiskadee("analyze", tree, "--analyzers", "gcc", "--db", db, config=config)
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(db) as connection:
         mode, analyzed, failed, fallback = connection.execute(
@@ -98,7 +102,7 @@ def test_analyzer_out_of_time_stops_its_build_at_its_deadline_and_the_others_run
     started = time.monotonic()
     limits = Limits(timeout=3, memory_mb=4096, max_output_bytes=64 * 1024**2)
     runs = outcomes(analyze_tree(tree, analyzers(["gcc", "flawfinder"]),
-                                 LocalSandbox(), limits))
+                                 LocalSandbox(LocalSandboxConfig(build_on_host=True)), limits))
     gcc = runs["gcc"]
     # Configuring hello alone takes longer than the 1.5 s the driver keeps of the 3 s timeout.
     assert gcc.status == "timeout"

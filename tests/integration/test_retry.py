@@ -1,6 +1,5 @@
 """`kiskadee retry` against a running monitor and runner: a failed version analyzed after all, a done one again."""
 
-import shutil
 
 import pytest
 
@@ -27,19 +26,18 @@ def state(suite):
 
 
 @pytest.mark.slow
-def test_a_failed_version_is_analyzed_once_retried_and_a_done_one_again_on_request(running):
-    later = running.root / "later" / "hello-2.10.tar.gz"
-    submit(running, "hello", "2.10", later)                 # not there yet
+def test_a_failed_version_is_analyzed_once_retried_and_a_done_one_again_on_request(running, backends):
+    later = backends.url + "/later/hello-2.10.tar.gz"
+    submit(running, "hello", "2.10", later)                 # not there yet: 404
     wait_until(lambda: state(running) == "failed", 60, "hello 2.10 failed")
     (error,) = running.rows("SELECT error FROM version")[0]
-    assert str(later) in error
+    assert later in error and "HTTP 404" in error
 
     dry = retry(running, "--dry-run")
     assert dry.stdout.startswith(f"local hello 2.10 (failed: {error.splitlines()[0][:40]}")
     assert "would re-queue 1 version" in dry.stderr and state(running) == "failed"
 
-    later.parent.mkdir()
-    shutil.copy(HELLO_TARBALL, later)
+    backends.add("/later/hello-2.10.tar.gz", HELLO_TARBALL.read_bytes())
     assert "re-queued 1 version" in retry(running, "hello").stderr
     wait_until(lambda: state(running) == "done", 60, "hello 2.10 analyzed after the retry")
     assert running.rows("SELECT attempts, error FROM version") == [(1, "")]

@@ -284,6 +284,21 @@ def test_a_runner_analyzes_the_job(machine):
 
 
 @pytest.mark.systemd
+def test_a_member_of_the_group_may_submit_but_not_take_jobs(machine):
+    machine.run("systemctl start kiskadee-monitor.socket kiskadee-monitor-work.socket")
+    modes = machine.run("stat -c '%n %a %U %G' /run/kiskadee/intake.sock /run/kiskadee/work.sock").split("\n")
+    assert modes[:2] == ["/run/kiskadee/intake.sock 660 kiskadee kiskadee",
+                         "/run/kiskadee/work.sock 600 kiskadee kiskadee"]
+    machine.run("id alice >/dev/null 2>&1 || useradd -M -G kiskadee alice")
+    as_alice = f"setpriv --reuid=alice --regid=$(id -g alice) --init-groups env HOME=/ PYTHONPATH={SITE_IN_MACHINE} "
+    submitted = machine.run(as_alice + "kiskadee submit hello 2.11 /srv/kk/hello-2.10.tar.gz")
+    assert "submitted hello 2.11" in submitted
+    work = machine.run(as_alice + "python3 -c 'import socket; socket.socket(socket.AF_UNIX)"
+                       ".connect(\"/run/kiskadee/work.sock\")'", check=False)
+    assert "PermissionError" in work, work
+
+
+@pytest.mark.systemd
 def test_a_stalled_monitor_misses_its_watchdog_and_is_restarted(machine):
     restarts = int(machine.show("kiskadee-monitor.service", "NRestarts"))
     machine.run("mkdir -p /run/systemd/system/kiskadee-monitor.service.d && printf '[Service]\\nWatchdogSec=3s\\n"

@@ -28,6 +28,13 @@ def test_each_socket_passes_the_name_the_monitor_adopts():
     assert monitor["Service"]["Type"] == "notify" and monitor["Service"]["WatchdogSec"]
 
 
+def test_the_group_may_announce_but_only_the_runners_user_may_work():
+    intake, work = (unit(name)["Socket"] for name in ("kiskadee-monitor.socket", "kiskadee-monitor-work.socket"))
+    assert (intake["SocketUser"], intake["SocketGroup"], intake["SocketMode"]) == ("kiskadee", "kiskadee", "0660")
+    assert (work["SocketUser"], work["SocketMode"]) == ("kiskadee", "0600")
+    assert unit("kiskadee-runner@.service")["Service"]["User"] == work["SocketUser"]
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_offline_security_exposure_is_at_most_3(service):
     result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNITS / service)],

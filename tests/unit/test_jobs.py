@@ -94,8 +94,9 @@ def test_lease_heartbeat_and_expiry(db):
     job = queue.lease("r1", POLICY, T0)
     assert (job.state, job.leased_by, job.attempts) == ("leased", "r1", 1)
     assert queue.lease("r2", POLICY, T0) is None                   # nothing else queued
-    assert queue.heartbeat(job.id, "r1", POLICY, T0 + datetime.timedelta(seconds=50))
-    assert not queue.heartbeat(job.id, "r2", POLICY, T0)           # r2 does not hold it
+    queue.heartbeat(job.id, "r1", job.lease_token, POLICY, T0 + datetime.timedelta(seconds=50))
+    with pytest.raises(queue.LeaseRefused, match="leased to another runner"):   # r2 does not hold it
+        queue.heartbeat(job.id, "r2", job.lease_token, POLICY, T0)
     assert queue.expire_leases(POLICY, T0 + datetime.timedelta(seconds=100)) == []   # extended to 110 s
     expired = queue.expire_leases(POLICY, T0 + datetime.timedelta(seconds=111))
     assert [j.id for j in expired] == [job.id]
@@ -122,7 +123,7 @@ def test_result_is_stored_once(db):
     finding = Finding(path="src/a.c", line=3, check_id="nullPointer", severity="high", message="m",
                       fingerprint="f" * 32)
     runs = [AnalyzerRun("cppcheck", "2.10", "ok", 1.0, findings=[finding])]
-    fields = {"source_url": "http://mirror/x.tar.gz", "sha256": "ab" * 32}
+    fields = {"source_url": "http://mirror/x.tar.gz", "sha256": "ab" * 32, "runner": "r1", "lease": job.lease_token}
     assert queue.complete(job.id, fields, runs, POLICY, T0) == "stored"
     assert queue.complete(job.id, fields, runs, POLICY, T0) == "duplicate"
     assert Analysis.select().count() == 1 and FindingRow.select().count() == 1
@@ -135,7 +136,9 @@ def test_transient_error_requeues_and_permanent_error_fails(db):
     record(catalog, event("1", package="a"))
     record(catalog, event("1", package="b"))
     first, second = queue.lease("r1", POLICY, T0), queue.lease("r2", POLICY, T0)
-    assert queue.complete(first.id, {"error": "mirror down", "transient": True}, [], POLICY, T0) == "requeued"
-    assert queue.complete(second.id, {"error": "checksum mismatch"}, [], POLICY, T0) == "failed"
+    assert queue.complete(first.id, {"error": "mirror down", "transient": True, "runner": "r1",
+                                     "lease": first.lease_token}, [], POLICY, T0) == "requeued"
+    assert queue.complete(second.id, {"error": "checksum mismatch", "runner": "r2", "lease": second.lease_token},
+                          [], POLICY, T0) == "failed"
     assert Version.get_by_id(first.id).state == "queued"
     assert (Version.get_by_id(second.id).state, Version.get_by_id(second.id).error) == ("failed", "checksum mismatch")

@@ -39,18 +39,20 @@ def test_the_result_message_carries_the_unresolved_flag():
 
 def test_an_unresolved_result_is_stored_with_its_reason_and_not_retried(db):
     job = leased_job()
-    fields = {"error": REASON, "transient": False, "unresolved": True}
+    holder = {"runner": "r1", "lease": job.lease_token}
+    fields = {"error": REASON, "transient": False, "unresolved": True, **holder}
     assert queue.complete(job.id, fields, [], POLICY, T0) == "unresolved"
     stored = Version.get_by_id(job.id)
     assert (stored.state, stored.error, stored.finished_at) == ("unresolved", REASON, T0)
     assert queue.lease("r2", POLICY, T0 + datetime.timedelta(hours=1)) is None
-    assert queue.complete(job.id, {"error": "late"}, [], POLICY, T0) == "duplicate"
+    assert queue.complete(job.id, {"error": "late", **holder}, [], POLICY, T0) == "duplicate"
     assert Version.get_by_id(job.id).error == REASON
 
 
 def test_unresolved_versions_are_counted_and_listed_by_status(db):
     job = leased_job()
-    queue.complete(job.id, {"error": REASON, "unresolved": True}, [], POLICY, T0)
+    queue.complete(job.id, {"error": REASON, "unresolved": True, "runner": "r1", "lease": job.lease_token}, [],
+                   POLICY, T0)
     assert status.version_counts()["unresolved"] == 1
     (failure,) = status.recent_failures()
     assert (failure["package"], failure["state"], failure["error"]) == ("zero-install", "unresolved", REASON)
@@ -58,5 +60,6 @@ def test_unresolved_versions_are_counted_and_listed_by_status(db):
 
 def test_a_plain_source_error_is_still_a_failure(db):
     job = leased_job()
-    assert queue.complete(job.id, {"error": "SHA-256 mismatch"}, [], POLICY, T0) == "failed"
+    assert queue.complete(job.id, {"error": "SHA-256 mismatch", "runner": "r1", "lease": job.lease_token}, [],
+                          POLICY, T0) == "failed"
     assert Version.get_by_id(job.id).state == "failed"

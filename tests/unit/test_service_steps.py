@@ -120,9 +120,11 @@ def test_heartbeats_keep_the_lease(monitor, context):
     busy = runner_socket(context, "busy")
     busy.send(wire.encode("ready", runner="busy"))
     announce(monitor, context, T0)
-    job_id = receive(busy).fields["job"]
+    job = receive(busy).fields
+    job_id = job["job"]
 
-    busy.send(wire.encode("heartbeat", runner="busy", job=job_id, activity="analyzing hello 2.10 with cppcheck"))
+    busy.send(wire.encode("heartbeat", runner="busy", job=job_id, lease=job["lease"],
+                          activity="analyzing hello 2.10 with cppcheck"))
     monitor.step(T0.later(LEASE - 10))
     monitor.step(T0.later(2 * LEASE - 11))      # past the first lease, within the extended one
     assert job_state().state == "leased" and job_state().leased_by == "busy"

@@ -22,6 +22,8 @@ S = VersionState
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
 POLICY = queue.QueuePolicy(lease_seconds=60, max_attempts=3, backoff_seconds=10)
 KEY = VersionKey("debian", "hello", "2.10-3")
+TOKEN = "0f" * 16                   # the lease token of a version left leased by r1
+HOLDER = {"runner": "r1", "lease": TOKEN}
 ALLOWED = sorted((old, new) for old, targets in TRANSITIONS.items() for new in targets)
 FORBIDDEN = sorted(set(itertools.product(S, S)) - set(ALLOWED))
 
@@ -39,8 +41,8 @@ def version_in(db, state: VersionState) -> int:
     catalog.record({"fetcher": KEY.fetcher, "package": KEY.package, "version": KEY.version}, T0)
     catalog.flush()
     leased = state == S.LEASED
-    db.execute_sql("UPDATE version SET state = ?, attempts = ?, leased_by = ?", (state.value, int(leased),
-                                                                              "r1" if leased else ""))
+    db.execute_sql("UPDATE version SET state = ?, attempts = ?, leased_by = ?, lease_token = ?",
+                   (state.value, int(leased), "r1" if leased else "", TOKEN if leased else ""))
     return Version.get().id
 
 
@@ -60,19 +62,15 @@ def _release(db, job_id):
 
 
 def _result(db, job_id):
-    assert queue.complete(job_id, {"source_url": "http://mirror/x.tar.gz"}, [ok_run()], POLICY, T0) == "stored"
+    assert queue.complete(job_id, {"source_url": "http://mirror/x.tar.gz", **HOLDER}, [ok_run()], POLICY, T0) == "stored"
 
 
 def _error(db, job_id):
-    assert queue.complete(job_id, {"error": "checksum mismatch"}, [], POLICY, T0) == "failed"
-
-
-def _transient(db, job_id):      # for a job in the queue still: a late runner's answer
-    assert queue.complete(job_id, {"error": "mirror down", "transient": True}, [], POLICY, T0) == "requeued"
+    assert queue.complete(job_id, {"error": "checksum mismatch", **HOLDER}, [], POLICY, T0) == "failed"
 
 
 def _unresolved(db, job_id):
-    assert queue.complete(job_id, {"error": "no resolver", "unresolved": True}, [], POLICY, T0) == "unresolved"
+    assert queue.complete(job_id, {"error": "no resolver", "unresolved": True, **HOLDER}, [], POLICY, T0) == "unresolved"
 
 
 def _analyze_ok(db, job_id):
@@ -90,13 +88,11 @@ def _retry(db, job_id):
 
 
 MOVES = {
-    (S.QUEUED, S.QUEUED): _transient, (S.QUEUED, S.LEASED): _lease, (S.LEASED, S.QUEUED): _release,
+    (S.QUEUED, S.LEASED): _lease, (S.LEASED, S.QUEUED): _release,
     **{(old, S.QUEUED): _retry for old in RETRYABLE},
-    **{(old, S.DONE): _result for old in (S.QUEUED, S.LEASED)},
-    **{(old, S.FAILED): _error for old in (S.QUEUED, S.LEASED)},
-    **{(old, S.UNRESOLVED): _unresolved for old in (S.QUEUED, S.LEASED)},
-    **{(old, S.DONE): _analyze_ok for old in (S.SEEN, S.DONE, S.FAILED, S.UNRESOLVED)},
-    **{(old, S.FAILED): _analyze_failed for old in (S.SEEN, S.DONE, S.FAILED, S.UNRESOLVED)},
+    (S.LEASED, S.DONE): _result, (S.LEASED, S.FAILED): _error, (S.LEASED, S.UNRESOLVED): _unresolved,
+    **{(old, S.DONE): _analyze_ok for old in (S.SEEN, S.QUEUED, S.DONE, S.FAILED, S.UNRESOLVED)},
+    **{(old, S.FAILED): _analyze_failed for old in (S.SEEN, S.QUEUED, S.DONE, S.FAILED, S.UNRESOLVED)},
 }
 
 

@@ -1,5 +1,6 @@
 """Tests of kiskadee.sources.unpack: every archive here is built in the test itself."""
 
+import gzip
 import io
 import os
 import stat
@@ -433,3 +434,32 @@ def test_dest_must_be_an_existing_empty_directory(lay):
         unpack(archive, lay.dest)
     with pytest.raises(ValueError):
         unpack(archive, lay.tmp / "missing")
+
+
+def test_nesting_has_its_own_limit_and_message(lay):
+    archive = make_tar(lay.tmp / "deep.tar.gz", [reg("a/b/c/d.c", b"x")])
+    message = lay.refused(archive, "a/b/c/d.c", limits=UnpackLimits(max_depth=3))
+    assert "nested deeper than the limit of 3 directory levels" in message
+
+
+def test_corrupt_gzip_content_is_refused_by_its_crc(lay):
+    """Only the gzip CRC can tell: the flipped byte sits in a stored block's content."""
+    raw = make_tar(lay.tmp / "raw.tar", [reg("pkg/big.c", b"int x;\n" * 20000)], mode="w")
+    data = bytearray(gzip.compress(raw.read_bytes(), compresslevel=0))
+    data[len(data) // 2] ^= 0x01
+    archive = lay.tmp / "crc.tar.gz"
+    archive.write_bytes(bytes(data))
+    lay.before = lay.snapshot()
+    with pytest.raises(SourceError, match="CRC check failed"):
+        unpack(archive, lay.dest)
+    lay.assert_outside_untouched()
+
+
+@pytest.mark.parametrize("name,shown", [("pkg/a\nb.c", r"'pkg/a\nb.c'"), ("pkg/\x1b[2J.c", r"'pkg/\x1b[2J.c'"),
+                                        (b"pkg/\xff.c".decode("utf-8", "surrogateescape"), r"b'pkg/\xff.c'")])
+def test_names_an_analyzer_would_mangle_are_refused_with_the_name_escaped(lay, name, shown):
+    archive = make_tar(lay.tmp / "names.tar", [reg(name, b"x")], mode="w")
+    with pytest.raises(UnsafeArchiveError) as caught:
+        lay.unpack(archive)
+    assert f"refusing archive member {shown}: path " in str(caught.value)
+    lay.assert_outside_untouched()

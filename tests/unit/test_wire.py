@@ -34,7 +34,8 @@ def test_result_with_runs_round_trips():
     (b'{"type": "source", "schema": 1, "fetcher": "d", "package": "p", "version": "1", "x": 1}',
      "unknown fields: x"),
     (b'{"type": "ack", "schema": 1, "job": true}', "field 'job' must be int"),
-    (b'{"type": "result", "schema": 1, "runner": "r", "job": 1, "runs": [{"status": "ok"}]}', "run field"),
+    (b'{"type": "result", "schema": 1, "runner": "r", "job": 1, "runs": [{"status": "ok"}]}',
+     "run 1 lacks the field 'analyzer'"),
 ])
 def test_malformed_frames_say_why(frame, reason):
     with pytest.raises(wire.WireError, match=reason):

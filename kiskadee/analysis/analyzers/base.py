@@ -45,10 +45,12 @@ class Analyzer:
         """The tool's version from the output of ``version_argv``."""
         raise NotImplementedError
 
-    def argv(self, source: str, output: str, timeout: float) -> List[str]:
+    def argv(self, source: str, output: str, timeout: float, build_refusal: str = "") -> List[str]:
         """The command that analyzes ``source`` (cwd) and writes its report under ``output``.
 
-        ``timeout`` is the seconds the sandbox gives the command before it kills it.
+        ``timeout`` is the seconds the sandbox gives the command before it kills it;
+        ``build_refusal``, when not '', why the sandbox runs none of the package's
+        own build scripts (the analyzers that could build the code then do not).
         """
         raise NotImplementedError
 

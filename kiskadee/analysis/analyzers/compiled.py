@@ -60,7 +60,7 @@ class CompiledAnalyzer(Analyzer):
                         ignore=shutil.ignore_patterns("__pycache__", "__main__.py"))
         (target / "__main__.py").write_text(LAUNCHER)
 
-    def argv(self, source: str, output: str, timeout: float) -> List[str]:
+    def argv(self, source: str, output: str, timeout: float, build_refusal: str = "") -> List[str]:
         settings = self.settings
         argv = [settings.python, "-E", "-s", f"{output}/{DRIVER_DIR}", "--tool", self.tool,
                 "--program", self.program, "--output", output, "--mode", settings.mode,
@@ -68,6 +68,8 @@ class CompiledAnalyzer(Analyzer):
                 "--jobs", str(settings.jobs), "--unit-timeout", f"{settings.unit_timeout:g}",
                 "--configure-timeout", f"{settings.configure_timeout:g}",
                 "--build-timeout", f"{settings.build_timeout:g}", "--time-budget", f"{settings.time_budget:g}"]
+        if build_refusal:
+            argv.append(f"--no-build={build_refusal}")
         argv += self.driver_args()
         return argv + [f"--arg={arg}" for arg in [*self.tool_args(), *settings.extra_args]]
 
@@ -107,12 +109,23 @@ class CompiledAnalyzer(Analyzer):
     def _parse_units(self, document: Dict, output: Path) -> List[Finding]:
         roots = [document.get("copy_root") or "", document["source_root"]]
         findings: Dict[tuple, Finding] = {}
+        unreadable = 0
         for unit in document["units"]:
-            for name in unit["reports"]:
-                report = _inside(output, name)
-                for finding in self.parse_report(report, roots, unit["directory"]):
-                    key = (finding.path, finding.line, finding.column, finding.check_id, finding.message)
-                    findings.setdefault(key, finding)    # a header's finding, seen from many units
+            reports = [_inside(output, name) for name in unit["reports"]]   # a forged index fails it all
+            try:
+                found = [finding for report in reports
+                         for finding in self.parse_report(report, roots, unit["directory"])]
+            except ReportError as exc:
+                # One unit's broken report (its tool killed midway) costs that unit, not the analysis.
+                log.warning("%s: %s: %s", self.name, unit.get("file"), exc)
+                unit.update(status="failed", reason=f"its report could not be read: {exc}", reports=[])
+                unreadable += 1
+                continue
+            for finding in found:
+                key = (finding.path, finding.line, finding.column, finding.check_id, finding.message)
+                findings.setdefault(key, finding)    # a header's finding, seen from many units
+        if unreadable:
+            index.write(output, document)           # so that the coverage counts those units as failed
         return list(findings.values())
 
     def parse_report(self, report: Path, roots: List[str], directory: str) -> Iterable[Finding]:

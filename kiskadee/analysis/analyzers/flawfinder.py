@@ -32,7 +32,7 @@ class Flawfinder(Analyzer):
             raise ReportError(f"unexpected 'flawfinder --version' output: {output[:200]!r}")
         return version
 
-    def argv(self, source: str, output: str, timeout: float) -> List[str]:
+    def argv(self, source: str, output: str, timeout: float, build_refusal: str = "") -> List[str]:
         return [self.program, "--csv", f"--minlevel={self.settings.min_level}", "."]
 
     def parse(self, report: Path) -> List[Finding]:

@@ -42,6 +42,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, default=0.0,
                         help="seconds after the start when everything stops; 0: none")
     parser.add_argument("--max-entry-points", type=int, default=20)
+    parser.add_argument("--no-build", default="", metavar="REASON",
+                        help="never run the tree's build system (mode auto then means per-file), because REASON")
     parser.add_argument("--arg", dest="extra_args", action="append", default=[],
                         help="extra argument for the tool, repeatable")
     return parser.parse_args(argv)
@@ -69,24 +71,36 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def choose_units(args: argparse.Namespace, root: Path, output: Path, env: Dict[str, str],
                  document: Dict, deadline: process.Deadline) -> List[Unit]:
-    """Build mode when asked and possible, else per-file mode; the index records which and why."""
+    """Build mode when asked, allowed and possible, else per-file mode; the index records which and why."""
     languages = TOOLS[args.tool][1]
     system = buildmode.detect(root) if args.mode == "auto" else ""
-    if system:
-        settings = buildmode.BuildSettings(args.jobs, args.configure_timeout, args.build_timeout, deadline)
-        try:
-            build = buildmode.build(system, root, output / "build", settings, env)
-        except buildmode.BuildFailed as exc:
-            document["fallback"] = f"{system}: {exc}"
-        else:
-            units = [u for u in build.units if u.language in languages]
-            if units:
-                document.update(mode=system, copy_root=build.copy_root, build_note=build.note)
-                return units
-            document["fallback"] = f"{system}: the build compiled no file this analyzer reads"
+    if system and args.no_build:
+        # configure, make, cmake and meson run the package's own code: not where the sandbox forbids it.
+        document["fallback"] = f"{system}: {args.no_build}"
+    elif system:
+        units = build_units(args, system, root, output, env, document, deadline)
+        if units:
+            return units
     units, guesses = per_file_units(root, output / "generated")
     document.update(mode="per-file", guesses=guesses)
     return [u for u in units if u.language in languages]
+
+
+def build_units(args: argparse.Namespace, system: str, root: Path, output: Path, env: Dict[str, str],
+                document: Dict, deadline: process.Deadline) -> List[Unit]:
+    """The units the tree's own build compiles, or [] with the reason as the index's fallback."""
+    settings = buildmode.BuildSettings(args.jobs, args.configure_timeout, args.build_timeout, deadline)
+    try:
+        build = buildmode.build(system, root, output / "build", settings, env)
+    except buildmode.BuildFailed as exc:
+        document["fallback"] = f"{system}: {exc}"
+        return []
+    units = [u for u in build.units if u.language in TOOLS[args.tool][1]]
+    if units:
+        document.update(mode=system, copy_root=build.copy_root, build_note=build.note)
+    else:
+        document["fallback"] = f"{system}: the build compiled no file this analyzer reads"
+    return units
 
 
 def display_path(unit: Unit, document: Dict) -> str:

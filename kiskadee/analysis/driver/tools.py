@@ -82,7 +82,14 @@ def gcc(unit: Unit, number: int, context: Context) -> UnitResult:
             *context.extra_args, "-c", unit.file, "-o", "/dev/null"]
     outcome = process.run(argv, Path(unit.directory), context.env, context.timeout(),
                           context.output / f"units/{number:05d}.out", context.output / report)
-    reason = _reason(outcome, _gcc_errors(context.output / report), context)
+    diagnostics = _gcc_report(context.output / report)
+    if diagnostics is None:
+        # Killed midway (out of memory, a crash): what it wrote is no report. The unit failed,
+        # and only it: its reason is what gcc said last, and no report is named for the host.
+        reason = _reason(outcome, process.tail(context.output / report), context)
+        return UnitResult("timeout" if outcome.timed_out else "failed",
+                          reason or "its diagnostics are not the JSON gcc writes", [], outcome.seconds)
+    reason = _reason(outcome, _gcc_errors(diagnostics), context)
     return UnitResult(_status(outcome), reason, [report], outcome.seconds)
 
 
@@ -92,11 +99,16 @@ def gcc_diagnostics(text: str) -> list:
     return json.JSONDecoder().raw_decode(text)[0] if text else []
 
 
-def _gcc_errors(report: Path) -> str:
+def _gcc_report(report: Path) -> Optional[list]:
+    """The diagnostics of a gcc report, or None when it is not one (the run was cut short)."""
     try:
         diagnostics = gcc_diagnostics(report.read_text(errors="replace"))
     except (OSError, ValueError):
-        return process.tail(report)
+        return None
+    return diagnostics if isinstance(diagnostics, list) else None
+
+
+def _gcc_errors(diagnostics: list) -> str:
     errors = [d for d in diagnostics if isinstance(d, dict) and "error" in str(d.get("kind"))]
     return "\n".join(f"error: {d.get('message', '')}" for d in errors[:1])
 

@@ -19,8 +19,9 @@ def make_sandbox(backend: str, settings: Optional["SandboxConfig"] = None) -> Sa
     """The sandbox named by the configuration; ``settings`` is its [sandbox] section."""
     if backend == "local":
         from kiskadee.analysis.sandbox.local import LocalSandbox
+        from kiskadee.config import SandboxConfig
 
-        return LocalSandbox()
+        return LocalSandbox((settings or SandboxConfig()).local)
     if backend == "docker":
         from kiskadee.analysis.sandbox.docker import DockerSandbox
         from kiskadee.config import SandboxConfig

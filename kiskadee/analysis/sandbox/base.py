@@ -27,6 +27,9 @@ class Sandbox:
     """Interface of the backends."""
 
     name = ""
+    # Why commands here must not run a package's own build scripts (configure, make, cmake,
+    # meson), recorded as the compiled analyzers' fallback; '' where they may (a container).
+    build_refusal = ""
 
     def paths(self, source: Path, output: Path) -> "tuple[str, str]":
         """The source and output directories as a command in this sandbox sees them."""

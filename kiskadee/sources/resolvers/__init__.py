@@ -12,6 +12,7 @@ mismatch), and ``TransientSourceError`` when trying again later may help.
 
 import base64
 import hashlib
+import http.client
 import json
 import logging
 import re
@@ -20,28 +21,28 @@ from typing import Any, Iterable, List, Mapping, Sequence, Tuple
 
 from kiskadee.core.events import DownloadedSource, SourceEvent
 from kiskadee.errors import SourceError, SourceNotFound, TransientSourceError, UnresolvedSource
-from kiskadee.sources.download import download, open_url
+# safe_file_name lives with the downloads now; the resolvers import it from here.
+from kiskadee.sources.download import DEFAULT_DEADLINE, download, open_url, safe_file_name
 
 log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 64 * 1024**2      # an index page or JSON document; archives have their own limit
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._+~-]")
 _SRI_STRENGTH = ("sha512", "sha384", "sha256")
 
 
 class Http:
     """HTTP for resolvers: documents, and archives saved with their checksums checked."""
 
-    def __init__(self, timeout: float, max_bytes: int):
-        self.timeout, self.max_bytes = timeout, max_bytes
+    def __init__(self, timeout: float, max_bytes: int, deadline: float = DEFAULT_DEADLINE):
+        self.timeout, self.max_bytes, self.deadline = timeout, max_bytes, deadline
 
     def text(self, url: str) -> str:
         """The body of ``url`` as text; SourceNotFound on 404, SourceError if it is too large."""
         log.debug("reading %s", url)
         try:
-            with open_url(url, self.timeout) as response:
+            with open_url(url, self.timeout, self.deadline, MAX_DOCUMENT_BYTES) as response:
                 body = response.read(MAX_DOCUMENT_BYTES + 1)
-        except OSError as exc:      # the connection broke in the middle
+        except (OSError, http.client.HTTPException) as exc:      # the connection broke in the middle
             raise TransientSourceError(f"reading {url} failed: {exc}") from None
         if len(body) > MAX_DOCUMENT_BYTES:
             raise SourceError(f"{url}: larger than the {MAX_DOCUMENT_BYTES}-byte limit for an index")
@@ -56,7 +57,8 @@ class Http:
 
     def download(self, url: str, dest: Path, sha256: str = "") -> str:
         """Save ``url`` to ``dest``; its SHA-256, checked against ``sha256`` if given."""
-        return download(url, dest, max_bytes=self.max_bytes, timeout=self.timeout, sha256=sha256)
+        return download(url, dest, max_bytes=self.max_bytes, timeout=self.timeout, sha256=sha256,
+                        deadline=self.deadline)
 
     def first_found(self, urls: Sequence[Tuple[str, str]], dest_dir: Path) -> DownloadedSource:
         """Download the first of ``(url, file name)`` that exists; UnresolvedSource if none does."""
@@ -69,12 +71,6 @@ class Http:
                 continue
             return DownloadedSource(target, url, digest)
         raise UnresolvedSource("none of these exists: " + ", ".join(url for url, _ in urls))
-
-
-def safe_file_name(name: str) -> str:
-    """``name`` reduced to a plain file name that cannot leave its directory."""
-    cleaned = _UNSAFE_NAME.sub("_", name.rsplit("/", 1)[-1]).lstrip(".")
-    return cleaned or "source"
 
 
 def meta_text(event: SourceEvent, key: str) -> str:
