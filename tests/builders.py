@@ -7,9 +7,9 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from kiskadee.core.events import SourceEvent
-
 from harness import HELLO_TARBALL
+
+from kiskadee.core.events import SourceEvent
 
 C_SOURCE = b"""#include <string.h>
 void copy(char *out, const char *in) { char buf[16]; strcpy(buf, in); strcpy(out, buf); }

@@ -8,8 +8,10 @@ module only names the fixture.
 from pathlib import Path
 
 import pytest
-
+import zmq
 from harness import HELLO_TARBALL, SOURCES, Backends, Mirror, short_tmp_dir, unpack_hello
+
+from kiskadee.store.db import open_database
 
 pytest_plugins = ("docker_engine", "rabbitmq_broker")
 
@@ -58,3 +60,19 @@ def pytest_collection_modifyitems(items):
                 and any(item.get_closest_marker(name) for name in SYSTEM_MARKERS)]
     if unmarked:
         raise pytest.UsageError(f"marked {'/'.join(SYSTEM_MARKERS)} but not slow: {', '.join(unmarked)}")
+
+
+@pytest.fixture
+def context():
+    """A ZeroMQ context of the test's own, for in-process services (tests/inproc.py); its sockets close with it."""
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A fresh database at tmp_path/kiskadee.db, at the latest schema, the models bound to it."""
+    database = open_database(str(tmp_path / "kiskadee.db"))
+    yield database
+    database.close()

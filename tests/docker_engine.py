@@ -26,12 +26,11 @@ from typing import List, Optional
 
 import docker
 import pytest
-
-from kiskadee.config import DockerSandboxConfig
-from kiskadee.analysis.images import base_tag, debian_packages, SOURCE_CONTAINERS
-from kiskadee.analysis.sandbox.docker import LABEL
-
 from harness import run_kiskadee
+
+from kiskadee.analysis.images import SOURCE_CONTAINERS, base_tag, debian_packages
+from kiskadee.analysis.sandbox.docker import LABEL
+from kiskadee.config import DockerSandboxConfig
 
 CACHE = Path(os.environ.get("KISKADEE_TEST_CACHE", "/var/cache/kiskadee-tests"))
 ANALYZERS = ("cppcheck", "flawfinder", "clang", "gcc", "framac")

@@ -14,8 +14,8 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
 import string
+import subprocess
 import sys
 import tarfile
 import tempfile

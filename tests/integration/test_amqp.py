@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from anitya_schema import ProjectVersionUpdatedV2
 from fedora_messaging.message import Message, dumps
-
 from harness import Suite, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]

@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-
 from harness import HELLO_TARBALL, run_kiskadee
 
 

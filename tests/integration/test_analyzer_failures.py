@@ -5,15 +5,14 @@ import sqlite3
 import time
 
 import pytest
+from harness import HELLO_TARBALL, run_kiskadee
 
-from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.analyzers.cppcheck import Cppcheck
 from kiskadee.analysis.analyzers.flawfinder import Flawfinder
-from kiskadee.config import CppcheckConfig, FlawfinderConfig
+from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.local import LocalSandbox
-
-from harness import HELLO_TARBALL, run_kiskadee
+from kiskadee.config import CppcheckConfig, FlawfinderConfig
 
 GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
 

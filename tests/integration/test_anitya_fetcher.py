@@ -10,14 +10,13 @@ import json
 import socket
 
 import pytest
+from builders import anitya_event, c_tarball, sha256
+from harness import Suite, run_kiskadee, wait_until
 
 from kiskadee import config
 from kiskadee.errors import ConfigError, TransientSourceError
-from kiskadee.sources import make_fetcher
 from kiskadee.service.intake import IntakeSender
-
-from builders import anitya_event, c_tarball, sha256
-from harness import Suite, run_kiskadee, wait_until
+from kiskadee.sources import make_fetcher
 
 # crcmod 1.7: a small sdist with a C extension; PyPI's published SHA-256 of crcmod-1.7.tar.gz.
 CRCMOD_SHA256 = "dc7051a0db5f2bd48665a990d3ec1cc305a466a77358ca4492826f41f283601e"

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 import zmq
+from harness import Suite, wait_until
 
 from kiskadee.anitya.messages import normalize
-from kiskadee.anitya.outbox import Outbox, STOP_SECONDS, Tally
-
-from harness import Suite, wait_until
+from kiskadee.anitya.outbox import STOP_SECONDS, Outbox, Tally
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "anitya"

@@ -9,7 +9,6 @@ SQLite file, the real ``analyze`` and ``submit`` commands.
 """
 
 import pytest
-
 from harness import HELLO_TARBALL, Suite, run_kiskadee
 
 

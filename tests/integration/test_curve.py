@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import HELLO_TARBALL, Suite, run_kiskadee, submit, wait_until, write_config
 
 

@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import SOURCES
 
 from kiskadee.errors import SourceError
-from kiskadee.sources.fetcher import sha256_file
 from kiskadee.sources.debian import DebianFetcher, main_tarball, parse_sources
-
-from harness import SOURCES
+from kiskadee.sources.fetcher import sha256_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DEBIAN = FIXTURES / "debian"

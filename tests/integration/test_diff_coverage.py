@@ -11,7 +11,6 @@ import json
 import sqlite3
 
 import pytest
-
 from harness import run_kiskadee
 
 DOUBLE_FREE = """#include <stdlib.h>

@@ -19,7 +19,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from harness import FIXTURES, run_kiskadee
 
 RELEASES = FIXTURES / "releases"

@@ -11,7 +11,6 @@ import sqlite3
 import tarfile
 
 import pytest
-
 from harness import FIXTURES, run_kiskadee
 
 SYNTHETIC = FIXTURES / "synthetic"

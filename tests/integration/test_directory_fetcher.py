@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kiskadee.errors import SourceError
-from kiskadee.sources.fetcher import sha256_file
 from kiskadee.sources.directory import DirectoryFetcher, parse_name
+from kiskadee.sources.fetcher import sha256_file
 
 HELLO_ORIG = Path(__file__).resolve().parent.parent / "fixtures" / "hello_2.10.orig.tar.gz"
 HELLO_SHA256 = "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b"

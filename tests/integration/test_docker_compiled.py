@@ -13,18 +13,17 @@ import shutil
 import subprocess
 
 import pytest
+from builders import PLANTED
+from harness import FIXTURES, unpack_hello
 
-from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.analyzers.clang import Clang
 from kiskadee.analysis.analyzers.framac import FramaC
 from kiskadee.analysis.analyzers.gcc import Gcc
-from kiskadee.config import ClangConfig, FramacConfig, GccConfig, LocalSandboxConfig
+from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.docker import DockerSandbox
 from kiskadee.analysis.sandbox.local import LocalSandbox
-
-from builders import PLANTED
-from harness import FIXTURES, unpack_hello
+from kiskadee.config import ClangConfig, FramacConfig, GccConfig, LocalSandboxConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

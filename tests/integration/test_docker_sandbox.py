@@ -18,19 +18,18 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import HELLO_TARBALL, run_kiskadee
 
-from kiskadee.analysis.pipeline import analyze_tree, tool_version
 from kiskadee.analysis.analyzers import make_analyzers
 from kiskadee.analysis.analyzers.cppcheck import Cppcheck
 from kiskadee.analysis.analyzers.flawfinder import Flawfinder
-from kiskadee.config import AnalyzersConfig, CppcheckConfig, DockerSandboxConfig, FlawfinderConfig
-from kiskadee.errors import SandboxUnavailable
-from kiskadee.analysis.images import analyzers_in, SOURCE_CONTAINERS
+from kiskadee.analysis.images import SOURCE_CONTAINERS, analyzers_in
+from kiskadee.analysis.pipeline import analyze_tree, tool_version
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.docker import DockerSandbox
 from kiskadee.analysis.sandbox.local import LocalSandbox
-
-from harness import HELLO_TARBALL, run_kiskadee
+from kiskadee.config import AnalyzersConfig, CppcheckConfig, DockerSandboxConfig, FlawfinderConfig
+from kiskadee.errors import SandboxUnavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

@@ -1,7 +1,6 @@
 """The service suite on the docker backend: real monitor and runner processes, a real dockerd stopped mid-run."""
 
 import pytest
-
 from harness import HELLO_TARBALL, Suite, submit, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]

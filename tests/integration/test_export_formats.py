@@ -14,9 +14,8 @@ import tarfile
 import jsonschema
 import pytest
 from firehose import model
-from lxml import etree
-
 from harness import FIXTURES, run_kiskadee
+from lxml import etree
 
 SARIF_SCHEMA = json.loads((FIXTURES / "sarif" / "sarif-schema-2.1.0.json").read_text())
 FIREHOSE_SCHEMA = etree.RelaxNG(etree.parse(str(FIXTURES / "firehose" / "firehose.rng")))

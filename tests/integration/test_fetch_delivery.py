@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import SOURCES, Suite, run_kiskadee, wait_until
 
 

@@ -15,10 +15,10 @@ import struct
 
 import pytest
 import zmq
+from harness import Suite, short_tmp_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import Suite, short_tmp_dir
 from kiskadee.config import from_mapping
 from kiskadee.core.events import SourceEvent
 from kiskadee.service import wire

@@ -20,14 +20,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from harness import run_kiskadee, write_config
 
 from kiskadee.config import AnalysisConfig
 from kiskadee.core.events import SourceEvent
 from kiskadee.errors import SourceError, SourceNotFound, TransientSourceError
 from kiskadee.sources.local import LocalFetcher
 from kiskadee.sources.prepare import unpack_source
-
-from harness import run_kiskadee, write_config
 
 C_FILE = b"#include <string.h>\nvoid f(char *d, const char *s) { strcpy(d, s); }\n"
 LIMITS = AnalysisConfig(max_unpacked_bytes=1024**2, max_files=200, max_depth=64, max_download_bytes=1024**2)

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import zmq
+from harness import write_config
 
 from kiskadee.core.events import SourceEvent
 from kiskadee.service.intake import IntakeSender, MonitorUnavailable
-
-from harness import write_config
 
 # Starts a command the way systemd starts a socket-activated service: the
 # listening sockets as file descriptors 3 and 4, named by LISTEN_FDNAMES.

@@ -9,7 +9,6 @@ import shutil
 import sqlite3
 
 import pytest
-
 from builders import snapshot
 from harness import FIXTURES, run_kiskadee, unpack_hello
 

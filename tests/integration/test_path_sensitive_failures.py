@@ -10,14 +10,13 @@ import sqlite3
 import time
 
 import pytest
+from harness import FIXTURES, run_kiskadee, unpack_hello
 
-from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.analyzers import make_analyzers
-from kiskadee.config import LocalSandboxConfig, from_mapping
+from kiskadee.analysis.pipeline import analyze_tree
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.local import LocalSandbox
-
-from harness import FIXTURES, run_kiskadee, unpack_hello
+from kiskadee.config import LocalSandboxConfig, from_mapping
 
 GENEROUS = Limits(timeout=300, memory_mb=4096, max_output_bytes=64 * 1024**2)
 # Build mode runs the package's configure and make: the local backend does so only when told to.

@@ -14,12 +14,11 @@ import sqlite3
 import subprocess
 
 import pytest
+from builders import PLANTED, snapshot
+from harness import FIXTURES, run_kiskadee
 
 from kiskadee.analysis.analyzers.framac import ALARMS
 from kiskadee.config import ClangConfig, GccConfig
-
-from builders import PLANTED, snapshot
-from harness import FIXTURES, run_kiskadee
 
 pytestmark = pytest.mark.slow     # the planted tree is analyzed by clang, gcc and Frama-C first
 

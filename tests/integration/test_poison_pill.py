@@ -11,8 +11,8 @@ import tarfile
 
 import pytest
 import zmq
-
 from harness import Suite, run_kiskadee, short_tmp_dir, submit, wait_until
+
 from kiskadee.service import wire
 
 pytestmark = pytest.mark.slow

@@ -12,15 +12,14 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import anitya_event, c_tarball, sha256
 
 from kiskadee import config
-from kiskadee.errors import SourceError, UnresolvedSource
 from kiskadee.core.events import SourceEvent
+from kiskadee.errors import SourceError, UnresolvedSource
 from kiskadee.sources import make_fetcher
 from kiskadee.sources.fetcher import sha256_file
 from kiskadee.sources.resolvers.crates import CratesResolver
-
-from builders import anitya_event, c_tarball, sha256
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "anitya-backends"
 CRATES = CratesResolver.backends[0]      # the name Anitya gives its Rust crates backend
@@ -204,7 +203,7 @@ def test_npm_scoped_package_and_the_registry_from_npms_own_configuration(backend
                          shasum=hashlib.sha1(archive).hexdigest())
     backends.add("/@kiskadee/hello-c/-/hello-c-0.1.0.tgz", archive)
     monkeypatch.setenv("npm_config_registry", backends.url + "/npm/")   # what npm itself reads
-    from kiskadee.sources.resolvers.npm import npm_registry, NpmResolver
+    from kiskadee.sources.resolvers.npm import NpmResolver, npm_registry
     npm_registry.cache_clear()      # the process-wide answer of 'npm config get registry'
     try:
         source = anitya_fetcher(backends, tmp_path, npm_url="").download(

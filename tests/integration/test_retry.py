@@ -2,7 +2,6 @@
 
 
 import pytest
-
 from harness import HELLO_TARBALL, Suite, run_kiskadee, submit, wait_until
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import pytest
-
 from harness import HELLO_TARBALL, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.rpm]    # every test builds the RPMs; those that boot a machine: systemd

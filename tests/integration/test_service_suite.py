@@ -7,11 +7,10 @@ import time
 
 import pytest
 import zmq
-
-from kiskadee.service import wire
-
 from builders import hello_copy
 from harness import HELLO_TARBALL, SOURCES, Suite, run_kiskadee, submit, wait_until
+
+from kiskadee.service import wire
 
 
 @pytest.fixture

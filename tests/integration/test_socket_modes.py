@@ -5,7 +5,6 @@ import pwd
 import stat
 
 import pytest
-
 from harness import Suite, run_kiskadee
 
 

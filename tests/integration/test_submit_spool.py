@@ -13,10 +13,9 @@ import sys
 
 import pytest
 import zmq
+from harness import HELLO_TARBALL, Suite, run_kiskadee, wait_until, write_config
 
 from kiskadee.service import wire
-
-from harness import HELLO_TARBALL, Suite, run_kiskadee, wait_until, write_config
 
 NOBODY = pwd.getpwnam("nobody")
 HELLO_SHA256 = hashlib.sha256(HELLO_TARBALL.read_bytes()).hexdigest()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-
 from harness import HELLO_TARBALL, wait_until, write_config
 
 

@@ -4,13 +4,12 @@ import csv
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+from harness import FIXTURES
 
 from kiskadee.analysis.analyzers.base import ReportError
 from kiskadee.analysis.analyzers.cppcheck import Cppcheck
 from kiskadee.analysis.analyzers.flawfinder import Flawfinder
 from kiskadee.config import CppcheckConfig, FlawfinderConfig
-
-from harness import FIXTURES
 
 CPPCHECK_REPORT = FIXTURES / "analyzers" / "cppcheck-2.10-hello-2.10.xml"
 FLAWFINDER_REPORT = FIXTURES / "analyzers" / "flawfinder-2.0.20-hello-2.10.csv"

@@ -10,21 +10,11 @@ import contextlib
 import datetime
 import sqlite3
 
-import pytest
-
 from kiskadee.store import queue
 from kiskadee.store.catalog import Catalog
-from kiskadee.store.db import open_database
 
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
 POLICY = queue.QueuePolicy()
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(str(tmp_path / "k.db"))
-    yield database
-    database.close()
 
 
 def event(version, package="foo", fetcher="local"):
@@ -59,7 +49,7 @@ def versions(db):
 def test_a_version_of_a_cached_package_recorded_by_another_writer_is_taken_as_known(db, tmp_path):
     catalog = Catalog(POLICY)
     assert record(catalog, event("0.9")) == "queued"        # the cache now holds foo
-    other_writer_records(tmp_path / "k.db", "foo", "1.0")
+    other_writer_records(tmp_path / "kiskadee.db", "foo", "1.0")
     record(catalog, event("1.0"))                           # the cache could not know: no IntegrityError
     assert versions(db) == [("foo", "0.9", "queued"), ("foo", "1.0", "done")]
     assert record(catalog, event("1.0")) == "known"
@@ -72,7 +62,7 @@ def test_a_version_of_a_cached_package_recorded_by_another_writer_is_taken_as_kn
 def test_a_package_new_to_the_cache_with_a_version_another_writer_recorded(db, tmp_path):
     catalog = Catalog(POLICY)
     record(catalog, event("0.9"))                           # loads what the 'local' fetcher knows
-    other_writer_records(tmp_path / "k.db", "bar", "1.0")
+    other_writer_records(tmp_path / "kiskadee.db", "bar", "1.0")
     record(catalog, event("1.0", package="bar"))
     assert versions(db) == [("bar", "1.0", "done"), ("foo", "0.9", "queued")]
     assert record(catalog, event("1.0", package="bar")) == "known"
@@ -83,8 +73,8 @@ def test_a_package_new_to_the_cache_with_a_version_another_writer_recorded(db, t
 def test_the_rest_of_a_batch_is_written_around_what_another_writer_recorded(db, tmp_path):
     catalog = Catalog(POLICY)
     record(catalog, event("0.9"))
-    other_writer_records(tmp_path / "k.db", "foo", "1.0")
-    other_writer_records(tmp_path / "k.db", "bar", "1.0")
+    other_writer_records(tmp_path / "kiskadee.db", "foo", "1.0")
+    other_writer_records(tmp_path / "kiskadee.db", "bar", "1.0")
     batch = [event("1.0"), event("1.1"), event("1.0", package="bar"), event("3.0", package="baz"),
              event("1.0", package="foo", fetcher="debian")]
     for each in batch:

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+from harness import FIXTURES
 
 from kiskadee.analysis.analyzers.base import ReportError
 from kiskadee.analysis.analyzers.checkers import classify
@@ -12,10 +13,8 @@ from kiskadee.analysis.analyzers.framac import ALARMS, FramaC
 from kiskadee.analysis.analyzers.gcc import Gcc
 from kiskadee.analysis.driver import index
 from kiskadee.analysis.driver.tools import entry_points, gcc_diagnostics
-from kiskadee.config import ClangConfig, FramacConfig, from_mapping, GccConfig
+from kiskadee.config import ClangConfig, FramacConfig, GccConfig, from_mapping
 from kiskadee.errors import ConfigError
-
-from harness import FIXTURES
 
 REPORTS = FIXTURES / "analyzers" / "planted"
 RECORDED_IN = "/work/main/tests/fixtures/planted"       # where the reports were recorded
@@ -144,8 +143,8 @@ def test_unknown_mode_is_a_configuration_error():
 
 
 def test_coverage_travels_in_result_messages():
-    from kiskadee.service import wire
     from kiskadee.core.runs import AnalyzerRun
+    from kiskadee.service import wire
 
     run = AnalyzerRun("gcc", "12.2.0", "ok", 1.5, mode="autotools", files_analyzed=21, files_failed=1,
                       fallback="", failed_files="lib/a.c: error: x")

@@ -3,12 +3,12 @@
 import json
 import shutil
 
+from harness import FIXTURES
+
 from kiskadee.analysis.driver import buildmode
 from kiskadee.analysis.driver.compiledb import kept_flags, read_units
 from kiskadee.analysis.driver.index import source_path
 from kiskadee.analysis.driver.units import include_order, per_file_units
-
-from harness import FIXTURES
 
 PLANTED = FIXTURES / "planted"
 

@@ -11,12 +11,11 @@ import subprocess
 import sys
 
 import pytest
+from harness import HELLO_TARBALL
 
 from kiskadee import config
 from kiskadee.analysis.analyzers import registry
 from kiskadee.errors import EXIT_CONFIG, ConfigError
-
-from harness import HELLO_TARBALL
 
 ANALYZERS = "cppcheck, flawfinder, clang, gcc, framac"
 

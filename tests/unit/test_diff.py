@@ -10,23 +10,15 @@ import sqlite3
 
 import pytest
 
+from kiskadee.core import ranking
+from kiskadee.core.findings import Finding
+from kiskadee.core.runs import AnalyzerRun
+from kiskadee.errors import NotFoundError, UsageError
 from kiskadee.results import diff
 from kiskadee.store import lineage, queries, waivers
-from kiskadee.core import ranking
-from kiskadee.core.runs import AnalyzerRun
-from kiskadee.store.db import open_database
-from kiskadee.errors import NotFoundError, UsageError
-from kiskadee.core.findings import Finding
 from kiskadee.store.models import Version
 from kiskadee.store.queue import record_analysis
 from kiskadee.store.results import VersionKey
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(str(tmp_path / "kiskadee.db"))
-    yield database
-    database.close()
 
 
 def finding(fingerprint, line=10, check="nullPointer", path="src/a.c", rank=3.0):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from kiskadee.core.findings import assign_fingerprints, Finding
+from kiskadee.core.findings import Finding, assign_fingerprints
 
 
 def tree(root: Path, top: str, text: str) -> Path:

@@ -6,22 +6,16 @@ import sqlite3
 
 import pytest
 
+from kiskadee.core.findings import Finding
+from kiskadee.core.runs import AnalyzerRun
 from kiskadee.store import queue
 from kiskadee.store.catalog import Catalog
-from kiskadee.core.runs import AnalyzerRun
-from kiskadee.store.db import open_database
-from kiskadee.core.findings import Finding
-from kiskadee.store.models import Analysis, Finding as FindingRow, Version
+from kiskadee.store.models import Analysis
+from kiskadee.store.models import Finding as FindingRow
+from kiskadee.store.models import Version
 
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
 POLICY = queue.QueuePolicy(lease_seconds=60, max_attempts=2, backoff_seconds=10)
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(str(tmp_path / "k.db"))
-    yield database
-    database.close()
 
 
 def event(version, package="hello", fetcher="debian"):
@@ -80,7 +74,7 @@ def test_a_batch_of_new_packages_is_written_once_with_its_versions(db):
 def test_a_package_another_writer_added_meanwhile_is_taken_as_it_is(db, tmp_path):
     catalog = Catalog(POLICY)
     record(catalog, event("1.0"))                   # loads what the fetcher knows
-    with contextlib.closing(sqlite3.connect(tmp_path / "k.db")) as other, other:   # e.g. 'kiskadee analyze'
+    with contextlib.closing(sqlite3.connect(tmp_path / "kiskadee.db")) as other, other:   # e.g. 'kiskadee analyze'
         other.execute("INSERT INTO package (fetcher_id, name, created_at)"
                       " SELECT id, 'jq', '2026-11-28 12:00:00' FROM fetcher WHERE name = 'debian'")
     assert record(catalog, event("1.7.1", package="jq")) == "queued"

@@ -6,76 +6,34 @@ A real Monitor on a real SQLite file, in-process over ``inproc://`` with a fake 
 plays the runners with DEALER sockets whose identity is their name, as real runners have.
 """
 
-import datetime
 import json
 
+import inproc
 import pytest
-import zmq
+from inproc import T0, exchange, inproc_settings, runner_socket, running_monitor
 
-from kiskadee.config import from_mapping
-from kiskadee.core.events import SourceEvent
 from kiskadee.service import wire
-from kiskadee.service.intake import IntakeSender
-from kiskadee.service.loop import Instant
-from kiskadee.service.monitor import Monitor
 from kiskadee.store.models import Analysis, Finding, Version
 
-T0 = Instant(1000.0, datetime.datetime(2026, 11, 28, 12, 0, 0))
 RUN = {"analyzer": "cppcheck", "tool_version": "2.10", "status": "ok", "duration": 1.0, "error": "",
        "findings": [{"path": "src/a.c", "line": 3, "check_id": "nullPointer", "severity": "high",
                      "message": "forged"}]}
 
 
 @pytest.fixture
-def context():
-    ctx = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
-
-
-@pytest.fixture
 def monitor(tmp_path, context):
-    service = Monitor(from_mapping({
-        "database": {"path": str(tmp_path / "kiskadee.db")},
-        "service": {"intake": "inproc://intake", "work": "inproc://work"},
-        "monitor": {"analyze": "every"},
-    }), context=context)
-    service.poll_ms = 10
-    service.setup()
-    yield service
-    service.teardown()
+    with running_monitor(inproc_settings(tmp_path, monitor={"analyze": "every"}), context) as service:
+        yield service
 
 
 def announce(monitor, context, package: str, version: str = "1.0", fetcher: str = "local") -> None:
-    with IntakeSender("inproc://intake", context) as sender:
-        sender.send(SourceEvent(fetcher, package, version, source_url="/x"))
-        for _ in range(50):
-            monitor.step(T0)
-            sender.pump(0.01)
-            if not sender.pending:
-                return
-    pytest.fail("the monitor did not acknowledge the event")
-
-
-def runner(context, name: str) -> zmq.Socket:
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, name.encode())
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect("inproc://work")
-    return sock
-
-
-def answer(monitor, sock, frame: bytes):
-    sock.send(frame)
-    for _ in range(3):
-        monitor.step(T0)
-    return wire.decode(sock.recv()) if sock.poll(200) else None
+    inproc.announce(monitor, context, T0, package, version, fetcher, source_url="/x")
 
 
 def take_job(monitor, context, name: str) -> tuple:
     """Runner ``name`` asks for a job; its socket and the job message's fields."""
-    sock = runner(context, name)
-    job = answer(monitor, sock, wire.encode("ready", runner=name))
+    sock = runner_socket(context, name)
+    job = exchange(monitor, sock, wire.encode("ready", runner=name))
     assert job is not None and job.type == "job", job
     return sock, job.fields
 
@@ -103,21 +61,21 @@ def test_a_result_for_a_job_no_runner_holds_is_rejected_and_nothing_is_stored(mo
     announce(monitor, context, "hello")
     job = Version.get()
     monitor.db.execute_sql("UPDATE version SET state = ?", (state,))
-    forger = runner(context, "forger")
-    assert_rejected(answer(monitor, forger, result("forger", job.id, "0" * 32)), job.id, f"is {state}, not leased")
+    forger = runner_socket(context, "forger")
+    assert_rejected(exchange(monitor, forger, result("forger", job.id, "0" * 32)), job.id, f"is {state}, not leased")
     assert Version.get_by_id(job.id).state == state and Analysis.select().count() == 0
 
 
 def test_runner_b_cannot_answer_for_runner_a_and_a_real_result_is_then_stored(monitor, context):
     announce(monitor, context, "hello")
     a, job = take_job(monitor, context, "a")
-    b = runner(context, "b")
-    assert_rejected(answer(monitor, b, result("b", job["job"], job["lease"])), job["job"],
+    b = runner_socket(context, "b")
+    assert_rejected(exchange(monitor, b, result("b", job["job"], job["lease"])), job["job"],
                     "leased to another runner")
-    assert_rejected(answer(monitor, b, wire.encode("heartbeat", runner="b", job=job["job"], lease=job["lease"])),
+    assert_rejected(exchange(monitor, b, wire.encode("heartbeat", runner="b", job=job["job"], lease=job["lease"])),
                     job["job"], "leased to another runner")
     real = dict(RUN, findings=[dict(RUN["findings"][0], message="real")])
-    reply = answer(monitor, a, result("a", job["job"], job["lease"], runs=[real]))
+    reply = exchange(monitor, a, result("a", job["job"], job["lease"], runs=[real]))
     assert (reply.type, reply.fields["job"]) == ("ack", job["job"])
     assert [f.message for f in Finding.select()] == ["real"]
     assert Version.get_by_id(job["job"]).state == "done"
@@ -126,8 +84,8 @@ def test_runner_b_cannot_answer_for_runner_a_and_a_real_result_is_then_stored(mo
 def test_a_runner_that_lies_about_its_name_is_rejected(monitor, context):
     announce(monitor, context, "hello")
     _, job = take_job(monitor, context, "a")
-    b = runner(context, "b")        # claims to be a, but its connection says b
-    reply = answer(monitor, b, result("a", job["job"], job["lease"]))
+    b = runner_socket(context, "b")        # claims to be a, but its connection says b
+    reply = exchange(monitor, b, result("a", job["job"], job["lease"]))
     assert_rejected(reply, job["job"], "is not the one its connection gave")
     assert Version.get_by_id(job["job"]).state == "leased" and Analysis.select().count() == 0
 
@@ -135,19 +93,19 @@ def test_a_runner_that_lies_about_its_name_is_rejected(monitor, context):
 def test_an_outsiders_error_result_does_not_fail_someone_elses_job(monitor, context):
     announce(monitor, context, "hello")
     a, job = take_job(monitor, context, "a")
-    outsider = runner(context, "outsider")
-    reply = answer(monitor, outsider, wire.encode("result", runner="outsider", job=job["job"], lease="guess",
+    outsider = runner_socket(context, "outsider")
+    reply = exchange(monitor, outsider, wire.encode("result", runner="outsider", job=job["job"], lease="guess",
                                                   runs=[], error="checksum mismatch"))
     assert_rejected(reply, job["job"], "leased to another runner")
     assert Version.get_by_id(job["job"]).state == "leased" and Version.get_by_id(job["job"]).error == ""
-    assert answer(monitor, a, result("a", job["job"], job["lease"])).type == "ack"
+    assert exchange(monitor, a, result("a", job["job"], job["lease"])).type == "ack"
 
 
 def test_the_holders_name_with_a_wrong_token_is_rejected(monitor, context):
     announce(monitor, context, "hello")
     a, job = take_job(monitor, context, "a")
     for token in ("", "0" * 32, job["lease"][:-1]):
-        assert_rejected(answer(monitor, a, result("a", job["job"], token)), job["job"], "not the lease token")
+        assert_rejected(exchange(monitor, a, result("a", job["job"], token)), job["job"], "not the lease token")
     assert Version.get_by_id(job["job"]).state == "leased"
 
 
@@ -155,8 +113,8 @@ def test_a_replayed_result_is_acknowledged_as_a_duplicate_and_stored_once(monito
     announce(monitor, context, "hello")
     a, job = take_job(monitor, context, "a")
     frame = result("a", job["job"], job["lease"])
-    assert answer(monitor, a, frame).type == "ack"
-    assert answer(monitor, a, frame).type == "ack"
+    assert exchange(monitor, a, frame).type == "ack"
+    assert exchange(monitor, a, frame).type == "ack"
     assert monitor.counters["result-duplicate"] == 1
     assert Analysis.select().count() == 1 and Finding.select().count() == 1
 
@@ -166,12 +124,12 @@ def test_a_late_runners_result_after_its_lease_ran_out_is_rejected(monitor, cont
     a, job = take_job(monitor, context, "a")
     monitor.housekeeping(T0.later(monitor.policy.lease_seconds + 1))       # a went silent: re-queued
     assert Version.get_by_id(job["job"]).state == "queued"
-    assert_rejected(answer(monitor, a, result("a", job["job"], job["lease"])), job["job"], "is queued, not leased")
+    assert_rejected(exchange(monitor, a, result("a", job["job"], job["lease"])), job["job"], "is queued, not leased")
     assert Analysis.select().count() == 0
 
 
 def test_a_result_with_an_id_over_sqlites_range_names_no_job_and_is_dropped(monitor, context):
-    a = runner(context, "a")
+    a = runner_socket(context, "a")
     frame = json.dumps({"type": "result", "schema": 1, "runner": "a", "job": 2**64, "lease": "x",
                         "runs": []}).encode()
-    assert answer(monitor, a, frame) is None and monitor.counters["rejected"] == 1
+    assert exchange(monitor, a, frame) is None and monitor.counters["rejected"] == 1

@@ -5,47 +5,30 @@ A real Monitor on a real SQLite file, driven in-process over ``inproc://`` with 
 the test plays the intake senders (a real IntakeSender) and the runners (DEALER sockets).
 """
 
-import datetime
 import json
 import logging
 import re
 
 import pytest
 import zmq
+from inproc import INTAKE, T0, WORK, exchange, inproc_settings, runner_socket, running_monitor
 
 from kiskadee.config import from_mapping
 from kiskadee.core.events import SourceEvent
 from kiskadee.service import wire
 from kiskadee.service.intake import IntakeSender, event_frame
-from kiskadee.service.loop import Instant
 from kiskadee.service.monitor import Monitor
 from kiskadee.store.models import Package, Runner, Version
 
-T0 = Instant(1000.0, datetime.datetime(2026, 11, 28, 12, 0, 0))
 
-
-def settings_for(tmp_path, intake="inproc://intake", work="inproc://work"):
-    return from_mapping({
-        "database": {"path": str(tmp_path / "kiskadee.db")},
-        "service": {"intake": intake, "work": work, "state_dir": str(tmp_path / "state")},
-        "fetchers": {"debian": {"enabled": False}},
-    })
-
-
-@pytest.fixture
-def context():
-    ctx = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
+def settings_for(tmp_path, intake=INTAKE, work=WORK):
+    return inproc_settings(tmp_path, service={"intake": intake, "work": work})
 
 
 @pytest.fixture
 def monitor(tmp_path, context):
-    service = Monitor(settings_for(tmp_path), context=context)
-    service.poll_ms = 10
-    service.setup()
-    yield service
-    service.teardown()
+    with running_monitor(settings_for(tmp_path), context) as service:
+        yield service
 
 
 def deliver(monitor, context, frame: bytes) -> dict:
@@ -145,24 +128,6 @@ def test_the_limits_come_from_the_configuration(tmp_path, context):
 
 
 # work socket ----------------------------------------------------------------------------
-
-def runner_socket(context, name: str) -> zmq.Socket:
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, name.encode())
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect("inproc://work")
-    return sock
-
-
-def exchange(monitor, sock, frame: bytes, steps: int = 3):
-    """Send ``frame`` from a runner, step the monitor; its answer, or None."""
-    sock.send(frame)
-    for _ in range(steps):
-        monitor.step(T0)
-    if not sock.poll(100):
-        return None
-    return wire.decode(sock.recv())
-
 
 @pytest.fixture
 def leased(monitor, context):

@@ -2,12 +2,12 @@
 
 import json
 
+from harness import FIXTURES
+
 from kiskadee.analysis.analyzers.cppcheck import Cppcheck
 from kiskadee.analysis.analyzers.gcc import Gcc
 from kiskadee.analysis.driver import index
 from kiskadee.config import CppcheckConfig, GccConfig
-
-from harness import FIXTURES
 
 CPPCHECK_REPORT = FIXTURES / "analyzers" / "cppcheck-2.10-hello-2.10.xml"
 GCC_REPORT = FIXTURES / "analyzers" / "planted" / "gcc-12.2.0-double_free.json"

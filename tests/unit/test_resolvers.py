@@ -4,13 +4,12 @@ import base64
 import hashlib
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
 
-from kiskadee.errors import SourceError, UnresolvedSource
 from kiskadee.core.events import SourceEvent
+from kiskadee.errors import SourceError, UnresolvedSource
 from kiskadee.sources.anitya import KnownProject, missed_versions, project_meta
 from kiskadee.sources.resolvers import safe_file_name, tag_spellings, url_path_parts, verify_integrity
 from kiskadee.sources.resolvers.crates import cargo_index, download_url, index_path

@@ -2,25 +2,14 @@
 
 import datetime
 
-import pytest
-
-from kiskadee.store import queue
-from kiskadee.store.catalog import Catalog
-from kiskadee.store import status
 from kiskadee.service import wire
-from kiskadee.store.db import open_database
+from kiskadee.store import queue, status
+from kiskadee.store.catalog import Catalog
 from kiskadee.store.models import Version
 
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
 POLICY = queue.QueuePolicy(lease_seconds=60, max_attempts=3, backoff_seconds=10)
 REASON = "zero-install 2.12: kiskadee has no resolver for Anitya backend 'Sourceforge'"
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(str(tmp_path / "k.db"))
-    yield database
-    database.close()
 
 
 def leased_job() -> Version:

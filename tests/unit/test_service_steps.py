@@ -8,82 +8,33 @@ restart backoff are seen without waiting for them. What only processes
 show (signals, kill -9) stays in tests/integration.
 """
 
-import datetime
 import sys
-from typing import Optional
 
 import pytest
 import zmq
+from inproc import T0, announce, inproc_settings, receive, runner_socket, running_monitor
 
-from kiskadee.config import from_mapping
-from kiskadee.core.events import SourceEvent
 from kiskadee.service import wire
-from kiskadee.service.intake import IntakeSender
 from kiskadee.service.loop import Instant
-from kiskadee.service.monitor import IDLE_RUNNER_TTL, Monitor
+from kiskadee.service.monitor import IDLE_RUNNER_TTL
 from kiskadee.service.runner import ACK_SECONDS, READY_SECONDS, RunnerService
 from kiskadee.service.supervisor import BACKOFF_MAX, STABLE_AFTER, Supervisor
 from kiskadee.store.models import Runner, Version
 
-T0 = Instant(1000.0, datetime.datetime(2026, 11, 28, 12, 0, 0))
 LEASE = 60.0
 BACKOFF = 10.0
 QUIET_MS = 100          # how long a test listens to be sure nothing comes
 
 
 def settings_for(tmp_path):
-    return from_mapping({
-        "database": {"path": str(tmp_path / "kiskadee.db")},
-        "service": {"intake": "inproc://intake", "work": "inproc://work", "state_dir": str(tmp_path / "state")},
-        "monitor": {"lease_seconds": LEASE, "backoff_seconds": BACKOFF, "max_attempts": 3},
-        "analysis": {"analyzers": ["cppcheck"]},
-        "runner": {"count": 1},
-        "fetchers": {"debian": {"enabled": False}},
-    })
-
-
-@pytest.fixture
-def context():
-    ctx = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)       # closes every socket a test opened on it
+    return inproc_settings(tmp_path, monitor={"lease_seconds": LEASE, "backoff_seconds": BACKOFF, "max_attempts": 3},
+                           analysis={"analyzers": ["cppcheck"]}, runner={"count": 1})
 
 
 @pytest.fixture
 def monitor(tmp_path, context):
-    service = Monitor(settings_for(tmp_path), context=context)
-    service.poll_ms = 20
-    service.setup()
-    yield service
-    service.teardown()
-
-
-def runner_socket(context, name: str) -> zmq.Socket:
-    """A runner's DEALER on the monitor's work socket, played by the test."""
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, name.encode())
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect("inproc://work")
-    return sock
-
-
-def receive(sock: zmq.Socket, timeout_ms: int = 1000) -> Optional[wire.Message]:
-    """The next message on ``sock`` (a ROUTER's sender frame dropped), or None after the timeout."""
-    if not sock.poll(timeout_ms):
-        return None
-    return wire.decode(sock.recv_multipart()[-1])
-
-
-def announce(monitor: Monitor, context, now: Instant, package: str = "hello") -> None:
-    """Send one source event to the monitor's intake and step the monitor until it recorded it."""
-    with IntakeSender("inproc://intake", context) as sender:
-        sender.send(SourceEvent("local", package, "2.10", source_url="/nowhere"))
-        for _ in range(50):
-            monitor.step(now)
-            sender.pump(0.02)
-            if not sender.pending:
-                return
-    pytest.fail("the monitor did not acknowledge the event")
+    with running_monitor(settings_for(tmp_path), context, poll_ms=20) as service:
+        yield service
 
 
 def job_state() -> Version:

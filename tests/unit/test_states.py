@@ -8,13 +8,12 @@ import pytest
 
 from kiskadee.core.findings import Finding
 from kiskadee.core.runs import AnalyzerRun
-from kiskadee.core.states import (COMPLETED, RETRYABLE, TRANSITIONS, AnalysisStatus, ForbiddenTransition,
-                                  VersionState, check_transition)
+from kiskadee.core.states import (COMPLETED, RETRYABLE, TRANSITIONS, AnalysisStatus, ForbiddenTransition, VersionState,
+                                  check_transition)
 from kiskadee.errors import UsageError
 from kiskadee.results import diff
 from kiskadee.store import lineage, queue, retry
 from kiskadee.store.catalog import Catalog
-from kiskadee.store.db import open_database
 from kiskadee.store.models import Version
 from kiskadee.store.results import VersionKey
 
@@ -26,13 +25,6 @@ TOKEN = "0f" * 16                   # the lease token of a version left leased b
 HOLDER = {"runner": "r1", "lease": TOKEN}
 ALLOWED = sorted((old, new) for old, targets in TRANSITIONS.items() for new in targets)
 FORBIDDEN = sorted(set(itertools.product(S, S)) - set(ALLOWED))
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(str(tmp_path / "k.db"))
-    yield database
-    database.close()
 
 
 def version_in(db, state: VersionState) -> int:

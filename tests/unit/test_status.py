@@ -3,18 +3,17 @@
 import datetime
 import io
 import json
+from argparse import Namespace
 
 import pytest
 
-from argparse import Namespace
-
-from kiskadee import cli
+from kiskadee.cli.services import cmd_status
+from kiskadee.config import from_mapping
+from kiskadee.errors import DatabaseError
 from kiskadee.results import render
 from kiskadee.service.progress import Progress, progress_line
 from kiskadee.store import status
-from kiskadee.config import from_mapping
 from kiskadee.store.db import open_database
-from kiskadee.errors import DatabaseError
 from kiskadee.store.models import Fetcher, Package, Runner, Version
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0)
@@ -22,13 +21,6 @@ NOW = datetime.datetime(2024, 5, 1, 12, 0, 0)
 
 def ago(seconds: float) -> datetime.datetime:
     return NOW - datetime.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(str(tmp_path / "kiskadee.db"))
-    yield database
-    database.close()
 
 
 def add_version(package: str, number: str, state: str, fetcher: str = "directory", **fields) -> Version:
@@ -124,19 +116,19 @@ def test_show_prints_json(db, tmp_path, capsys):
     add_version("hello", "2.10", "failed", error="boom", finished_at=ago(1))
     Runner.create(name="runner-0", state="idle", last_seen=ago(1))
     settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
-    assert cli.cmd_status(Namespace(db=None, format="json"), settings) == 0
+    assert cmd_status(Namespace(db=None, format="json"), settings) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["versions"]["failed"] == 1
     assert data["failures"][0]["finished_at"] == ago(1).isoformat() + "Z"
     assert data["runners"][0]["name"] == "runner-0"
-    assert cli.cmd_status(Namespace(db=None, format="table"), settings) == 0
+    assert cmd_status(Namespace(db=None, format="table"), settings) == 0
     assert "runner-0" in capsys.readouterr().out
 
 
 def test_show_without_a_database(tmp_path):
     settings = from_mapping({"database": {"path": str(tmp_path / "missing.db")}})
     with pytest.raises(DatabaseError, match="no such database"):
-        cli.cmd_status(Namespace(db=None, format="table"), settings)
+        cmd_status(Namespace(db=None, format="table"), settings)
 
 
 def test_progress_line():

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kiskadee.sources import unpack as unpack_module
 from kiskadee.errors import SourceError, UnsafeArchiveError
-from kiskadee.sources.unpack import unpack, UnpackLimits
+from kiskadee.sources import unpack as unpack_module
+from kiskadee.sources.unpack import UnpackLimits, unpack
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "hello_2.10.orig.tar.gz"
 MiB = 1024 * 1024

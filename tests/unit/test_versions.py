@@ -3,7 +3,7 @@
 import pytest
 
 from kiskadee.core import versions
-from kiskadee.sources.debian import looks_like_c, relation_names, SourcePackage
+from kiskadee.sources.debian import SourcePackage, looks_like_c, relation_names
 
 # (a, b, expected compare(a, b)) from Debian policy 5.6.12 and dpkg's own examples.
 DEBIAN_PAIRS = [

@@ -1,0 +1,126 @@
+"""``kiskadee analyze``, ``packages``, ``show`` and ``db``: one source now, and reading what is stored."""
+
+import sys
+
+from kiskadee import config
+from kiskadee.analysis.analyzers import make_analyzers, registry
+from kiskadee.analysis.pipeline import analyze_source
+from kiskadee.analysis.sandbox import make_sandbox
+from kiskadee.analysis.sandbox.base import Limits
+from kiskadee.cli.common import open_store
+from kiskadee.core.events import SourceEvent
+from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE
+from kiskadee.results import render
+from kiskadee.sources.local import LocalFetcher, source_url
+from kiskadee.sources.prepare import guess_name_version
+from kiskadee.store import queries
+from kiskadee.store.migrations import LATEST, current_version, upgrade
+from kiskadee.store.queue import record_analysis
+from kiskadee.store.results import VersionKey
+
+
+def add_commands(commands, database) -> None:
+    """Add this module's commands to the parser; ``database`` is the shared --db option."""
+    _add_analyze(commands, database)
+    _add_packages(commands, database)
+    _add_show(commands, database)
+    _add_db(commands, database)
+
+
+def _add_analyze(commands, database) -> None:
+    cmd = commands.add_parser(
+        "analyze", parents=[database], help="analyze one source now and store the findings",
+        description="Unpack SOURCE safely, run the analyzers that apply, store everything and "
+                    "print a summary. SOURCE is a tarball (gz, bz2, xz), a zip, a directory "
+                    "or an http(s) URL.")
+    cmd.add_argument("source", metavar="SOURCE")
+    cmd.add_argument("--name", help="package name (default: guessed from SOURCE, e.g. hello-2.10.tar.gz)")
+    cmd.add_argument("--version", dest="version_number", metavar="VERSION",
+                     help="version (default: guessed from SOURCE)")
+    cmd.add_argument("--analyzers", metavar="A,B", help=f"analyzers to run (known: {', '.join(sorted(registry()))})")
+    cmd.add_argument("--top", type=int, default=10, metavar="N", help="findings to print (default 10)")
+    cmd.set_defaults(func=cmd_analyze)
+
+
+def _add_packages(commands, database) -> None:
+    cmd = commands.add_parser("packages", parents=[database], help="list the packages in the database")
+    cmd.add_argument("--format", choices=("table", "json"), default="table")
+    cmd.set_defaults(func=cmd_packages)
+
+
+def _add_show(commands, database) -> None:
+    cmd = commands.add_parser("show", parents=[database], help="show the analyses and findings of a version",
+                              description="Show a version's analyses and its findings, best ranked first.")
+    cmd.add_argument("package", metavar="PKG")
+    cmd.add_argument("version", metavar="VERSION", nargs="?", help="default: the latest analyzed version")
+    cmd.add_argument("--format", choices=("table", "json"), default="table")
+    cmd.add_argument("--top", type=int, metavar="N", help="only the N best-ranked findings")
+    cmd.set_defaults(func=cmd_show)
+
+
+def _add_db(commands, database) -> None:
+    cmd = commands.add_parser("db", help="database maintenance")
+    actions = cmd.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    up = actions.add_parser("upgrade", parents=[database], help="create the database or apply pending migrations")
+    up.set_defaults(func=cmd_db_upgrade)
+    status = actions.add_parser("status", parents=[database], help="print the schema version")
+    status.set_defaults(func=cmd_db_status)
+
+
+def cmd_analyze(args, settings: config.Config) -> int:
+    names = args.analyzers.split(",") if args.analyzers else list(settings.analysis.analyzers)
+    try:
+        analyzers = make_analyzers([n.strip() for n in names if n.strip()], settings.analyzers)
+    except ValueError as exc:
+        print(f"kiskadee: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    guessed_name, guessed_version = guess_name_version(args.source)
+    event = SourceEvent("local", args.name or guessed_name, args.version_number or guessed_version,
+                        source_url=source_url(args.source))
+    db = open_store(args, settings)
+    analysis = settings.analysis
+    analyzed = analyze_source(event, LocalFetcher.for_command_line(settings), analyzers,
+                              make_sandbox(settings.sandbox.backend, settings.sandbox),
+                              Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes),
+                              analysis, None if args.quiet else _progress)
+    version = record_analysis(VersionKey(event.fetcher, event.package, event.version), analyzed.runs,
+                              source_url=analyzed.url, sha256=analyzed.sha256, db=db)
+    if not args.quiet:
+        print(render.version_text(queries.version_report(version, top=args.top)))
+    incomplete = [run for run in analyzed.runs if run.status in ("failed", "timeout")]
+    return EXIT_ANALYSIS_INCOMPLETE if incomplete else EXIT_OK
+
+
+def _progress(activity: str) -> None:
+    print(f"kiskadee: {activity}...", file=sys.stderr, flush=True)
+
+
+def cmd_packages(args, settings: config.Config) -> int:
+    open_store(args, settings, schema="current")
+    summaries = queries.package_summaries()
+    print(render.as_json(summaries) if args.format == "json" else render.packages_table(summaries))
+    return EXIT_OK
+
+
+def cmd_show(args, settings: config.Config) -> int:
+    open_store(args, settings, schema="current")
+    data = queries.version_report(queries.find_version(args.package, args.version), top=args.top)
+    print(render.as_json(data) if args.format == "json" else render.version_text(data))
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args, settings: config.Config) -> int:
+    path = args.db or settings.database.path
+    applied = upgrade(open_store(args, settings, schema="as-is"))
+    done = f"applied {', '.join(str(m.number) for m in applied)}" if applied else "up to date"
+    print(f"{path}: schema {LATEST}, {done}")
+    return EXIT_OK
+
+
+def cmd_db_status(args, settings: config.Config) -> int:
+    path = args.db or settings.database.path
+    current = current_version(open_store(args, settings, schema="as-is"))
+    state = "up to date" if current == LATEST else f"run 'kiskadee db upgrade' to reach {LATEST}"
+    print(f"{path}: schema {current}, {state}")
+    return EXIT_OK

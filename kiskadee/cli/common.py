@@ -1,0 +1,25 @@
+"""What the command modules share: the --db option and opening the database it names."""
+
+import argparse
+import dataclasses
+
+from kiskadee import config
+from kiskadee.store.db import open_database
+
+
+def database_option() -> argparse.ArgumentParser:
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--db", metavar="PATH", help="SQLite database (default: from the configuration)")
+    return database
+
+
+def open_store(args, settings: config.Config, schema: str = "upgrade"):
+    return open_database(args.db or settings.database.path, schema=schema,
+                         busy_timeout_ms=settings.database.busy_timeout_ms)
+
+
+def with_database(args, settings: config.Config) -> config.Config:
+    """The configuration with the --db given on the command line, if any."""
+    if not getattr(args, "db", None):
+        return settings
+    return dataclasses.replace(settings, database=dataclasses.replace(settings.database, path=args.db))
