@@ -1,13 +1,14 @@
 # Developer entry points. 'make run' and 'make test' each set up everything
 # they need on a fresh machine: a virtual environment with kiskadee and its
-# test tools, and the analyzers.
+# test tools, and the analyzers; 'make test' (and bench, rpm) also the system
+# programs only the tests need (packaging/test-packages).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all setup system-packages shared-analyzers run test test-fast bench clean rpm
+.PHONY: all setup test-setup system-packages test-packages shared-analyzers run test test-fast bench clean rpm
 
 all: test
 
@@ -18,7 +19,10 @@ $(BIN)/kiskadee: setup.py requirements-test.txt
 	touch $@
 
 system-packages:
-	packaging/install-system-packages
+	packaging/install-system-packages system-packages
+
+test-packages:
+	packaging/install-system-packages system-packages test-packages
 
 # As root the local sandbox runs analyzers as nobody, who cannot run this venv's
 # flawfinder: install one for every user (see the script).
@@ -27,17 +31,19 @@ shared-analyzers: system-packages
 
 setup: $(BIN)/kiskadee system-packages shared-analyzers
 
+test-setup: setup test-packages
+
 run: setup
 	$(BIN)/kiskadee run
 
-test: setup
+test: test-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 # The inner loop: every test but those marked slow (docker, RabbitMQ, RPM, systemd and any over ~3 s).
-test-fast: setup
+test-fast: test-setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
 
-bench: setup
+bench: test-setup
 	$(BIN)/python bench/analyze_overhead.py
 	$(BIN)/python bench/store_findings.py
 	$(BIN)/python bench/analyzers.py
@@ -46,9 +52,13 @@ bench: setup
 	$(BIN)/python bench/diff.py
 
 # The noarch RPMs (kiskadee, kiskadee-fedmsg) in build/rpm; see packaging/rpm/build.
-rpm: setup
+rpm: test-setup
 	KISKADEE_TEST_DEPS="$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
 		packaging/rpm/build
+
+# kiskadee(1) and kiskadee.toml(5) in build/man, from the argument parser and packaging/kiskadee.toml.
+man: $(BIN)/kiskadee
+	$(BIN)/python -m kiskadee.cli.manpage --output build/man
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -11,6 +11,7 @@ uses the value.
 
 import dataclasses
 import os
+import pwd
 import typing
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -37,7 +38,25 @@ def _choice(default: Any, valid: Tuple[str, ...]) -> Any:
 
 
 def _data_home() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    """$XDG_DATA_HOME, else ~/.local/share (relative values are ignored, as the XDG spec says)."""
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    return Path(data_home) if os.path.isabs(data_home) else _home() / ".local" / "share"
+
+
+def _home() -> Path:
+    """$HOME, else the user's home in the password database (systemd units and cron may leave HOME unset)."""
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home):
+        return Path(home)
+    try:
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:   # a uid with no entry, as in some containers
+        home = ""
+    if os.path.isabs(home):
+        return Path(home)
+    raise ConfigError(f"no home directory for the default paths: $HOME is not set and user {os.getuid()} has "
+                      "none in the password database; set HOME or XDG_DATA_HOME, or set database.path and "
+                      "service.state_dir in the configuration")
 
 
 def default_database_path() -> str:

@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+from typing import Optional
 
 # sd-daemon(3) priority prefixes, understood by journald on a service's stderr.
 _PRIORITY = {
@@ -14,12 +15,25 @@ _PRIORITY = {
 }
 
 
+def with_priority(text: str, level: int) -> str:
+    """``text`` with the syslog priority of ``level`` before each of its lines."""
+    prefix = _PRIORITY.get(level, "<6>")
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
 class JournalFormatter(logging.Formatter):
-    """Prefix each line with its syslog priority; journald adds time and unit."""
+    """Prefix each line with its syslog priority; journald adds time and unit.
+
+    ``inner`` is the formatter whose text is prefixed (another library's, such as fedmsg-hub's);
+    without it, this formatter's own format."""
+
+    def __init__(self, fmt: Optional[str] = None, inner: Optional[logging.Formatter] = None):
+        super().__init__(fmt)
+        self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        prefix = _PRIORITY.get(record.levelno, "<6>")
-        return "\n".join(prefix + line for line in super().format(record).splitlines())
+        text = self.inner.format(record) if self.inner is not None else super().format(record)
+        return with_priority(text, record.levelno)
 
 
 def under_journald() -> bool:
@@ -45,3 +59,29 @@ def setup(verbosity: int = 0) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def for_stderr(text: str, level: int = logging.ERROR) -> str:
+    """A line printed to stderr outside logging (``main()``'s fatal errors): under journald with the
+    syslog priority of ``level``, so ``journalctl -p`` finds it; elsewhere unchanged."""
+    return with_priority(text, level) if under_journald() else text
+
+
+def prioritize_stream_handlers(fallback: str = "kiskadee") -> None:
+    """Under journald, give syslog priority prefixes to the stream handlers another program configured
+    (fedmsg-hub's, writing to stdout or stderr, which systemd joins in one journal stream), and make sure
+    the ``fallback`` logger's warnings reach the journal even when that configuration leaves it no handler."""
+    if not under_journald():
+        return
+    loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(logger, logging.Logger)]
+    for handler in {handler for logger in loggers for handler in logger.handlers}:
+        if (isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.stderr)
+                and not isinstance(handler.formatter, JournalFormatter)):
+            handler.setFormatter(JournalFormatter(inner=handler.formatter or logging.Formatter()))
+    logger = logging.getLogger(fallback)
+    if not logger.hasHandlers():        # else only logging's last resort, without a priority
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)

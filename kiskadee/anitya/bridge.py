@@ -39,7 +39,7 @@ from twisted.internet import task
 from twisted.internet.error import ReactorNotRunning
 from twisted.python import threadable
 
-from kiskadee import config
+from kiskadee import config, logs
 from kiskadee.anitya.messages import MessageError, normalize, prepare, topics
 from kiskadee.anitya.outbox import STOP_SECONDS, TICK_SECONDS, Outbox, Tally
 
@@ -64,6 +64,7 @@ class AnityaConsumer(fedmsg.consumers.FedmsgConsumer):
     _stopped = False
 
     def __init__(self, hub):
+        logs.prioritize_stream_handlers()   # fedmsg-hub's handlers have no syslog priority: all would be info
         if not hub.config.get(self.config_key, False):
             super().__init__(hub)       # logs that the consumer is disabled and leaves it idle
             return

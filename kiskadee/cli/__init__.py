@@ -6,15 +6,20 @@ the exit status (``kiskadee.errors``).
 """
 
 import argparse
+import os
+import select
+import signal
 import sys
 from typing import List, Optional
 
 from kiskadee import __version__, config, logs
-from kiskadee.cli import analyze, common, curation, images, services
+from kiskadee.cli import analyze, common, curation, images, maintenance, services
 from kiskadee.errors import KiskadeeError
 
 # The commands that bind or reach the monitor's sockets: the runtime directory is checked before they start.
 SOCKET_COMMANDS = ("monitor", "runner", "run", "submit", "fetch")
+# As a tool killed by SIGPIPE reports it: the reader of standard output left early.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 EPILOG = """\
 exit status:
@@ -26,6 +31,7 @@ exit status:
   5  the database could not be opened or has a newer schema
   6  the package or version asked for is not in the database
   7  a service kiskadee needs cannot be reached
+  141  standard output was closed early (e.g. by head); nothing else is printed
 
 The configuration is read from --config, else $KISKADEE_CONFIG, else
 /etc/kiskadee/kiskadee.toml, else built-in defaults.
@@ -46,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     database = common.database_option()
-    for group in (analyze, services, images, curation):
+    for group in (analyze, services, images, curation, maintenance):
         group.add_commands(commands, database)
     return parser
 
@@ -62,13 +68,37 @@ def main(argv: Optional[List[str]] = None) -> int:
             from kiskadee.service.access import ensure_runtime_dirs
 
             ensure_runtime_dirs(settings.service)   # before any socket: refuse a directory others can write
-        return args.func(args, settings)
+        status = args.func(args, settings)
+        sys.stdout.flush()   # a reader that left early shows here, not as a traceback at exit
+        return status
     except KiskadeeError as exc:
-        print(f"kiskadee: error: {exc}", file=sys.stderr)
+        print(logs.for_stderr(f"kiskadee: error: {exc}"), file=sys.stderr)     # at priority err under journald
         return exc.exit_code
     except KeyboardInterrupt:
         print("kiskadee: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_closed() -> bool:
+    """Whether the reader of standard output went away (``kiskadee packages | head``).
+
+    Then what is left of the output goes nowhere, so that exiting does not
+    print a second traceback; a broken pipe anywhere else is not ours to hide.
+    """
+    try:
+        stdout = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return False
+    poller = select.poll()
+    poller.register(stdout, select.POLLOUT)
+    if not any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(0)):
+        return False
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stdout)
+    return True
 
 
 if __name__ == "__main__":

@@ -1,13 +1,23 @@
 """``kiskadee analyze``, ``packages``, ``show`` and ``db``: one source now, and reading what is stored."""
 
+import contextlib
+import logging
+import shutil
 import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Optional
 
 from kiskadee import config
 from kiskadee.analysis.analyzers import make_analyzers, registry
+from kiskadee.analysis.driver import index as driver_index
 from kiskadee.analysis.pipeline import analyze_source
 from kiskadee.analysis.sandbox import make_sandbox
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.cli.common import open_store
+from kiskadee.cli.maintenance import add_db_commands
 from kiskadee.core.events import SourceEvent
 from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from kiskadee.results import render
@@ -55,6 +65,8 @@ def _add_show(commands, database) -> None:
     cmd.add_argument("version", metavar="VERSION", nargs="?", help="default: the latest analyzed version")
     cmd.add_argument("--format", choices=("table", "json"), default="table")
     cmd.add_argument("--top", type=int, metavar="N", help="only the N best-ranked findings")
+    cmd.add_argument("--fetcher", metavar="NAME",
+                     help="the package as this fetcher knows it, when several have it (see 'kiskadee packages')")
     cmd.set_defaults(func=cmd_show)
 
 
@@ -66,6 +78,7 @@ def _add_db(commands, database) -> None:
     up.set_defaults(func=cmd_db_upgrade)
     status = actions.add_parser("status", parents=[database], help="print the schema version")
     status.set_defaults(func=cmd_db_status)
+    add_db_commands(actions, database)     # backup
 
 
 def cmd_analyze(args, settings: config.Config) -> int:
@@ -80,10 +93,11 @@ def cmd_analyze(args, settings: config.Config) -> int:
                         source_url=source_url(args.source))
     db = open_store(args, settings)
     analysis = settings.analysis
-    analyzed = analyze_source(event, LocalFetcher.for_command_line(settings), analyzers,
-                              make_sandbox(settings.sandbox.backend, settings.sandbox),
-                              Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes),
-                              analysis, None if args.quiet else _progress)
+    with _progress(args.quiet, analysis.work_dir) as progress:
+        analyzed = analyze_source(event, LocalFetcher.for_command_line(settings), analyzers,
+                                  make_sandbox(settings.sandbox.backend, settings.sandbox),
+                                  Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes),
+                                  analysis, progress)
     version = record_analysis(VersionKey(event.fetcher, event.package, event.version), analyzed.runs,
                               source_url=analyzed.url, sha256=analyzed.sha256, db=db)
     if not args.quiet:
@@ -92,8 +106,105 @@ def cmd_analyze(args, settings: config.Config) -> int:
     return EXIT_ANALYSIS_INCOMPLETE if incomplete else EXIT_OK
 
 
-def _progress(activity: str) -> None:
-    print(f"kiskadee: {activity}...", file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def _progress(quiet: bool, work_root: str) -> Iterator[Optional["Activity"]]:
+    """What ``analyze`` is doing, on stderr, for as long as the pipeline runs; nothing with --quiet."""
+    if quiet:
+        yield None
+        return
+    activity = Activity(sys.stderr, work_root)
+    handlers = logging.getLogger().handlers
+    for handler in handlers:        # a log line clears the redrawn line rather than running into it
+        handler.addFilter(activity)
+    try:
+        yield activity
+    finally:
+        for handler in handlers:
+            handler.removeFilter(activity)
+        activity.close()
+
+
+class Activity:
+    """The pipeline's activity on ``stream``: a plain line per step, or on a terminal one line redrawn.
+
+    On a terminal the current step's line shows its elapsed time, redrawn
+    every ``every`` seconds by a ticker thread, and for the analyzers that go
+    file by file (the compile driver's index) how many files are done.
+    """
+
+    def __init__(self, stream, work_root: str, every: float = 1.0):
+        self.stream, self.every = stream, every
+        self.tty = stream.isatty()
+        self.work_root = Path(work_root or tempfile.gettempdir())
+        self.before = set(self.work_root.glob("kiskadee-*"))    # ours is the one that appears
+        self.work: Optional[Path] = None
+        self.text, self.started = "", 0.0
+        self.lock, self.stopped = threading.Lock(), threading.Event()
+        self.ticker: Optional[threading.Thread] = None
+
+    def __call__(self, text: str) -> None:
+        if not self.tty:
+            print(f"kiskadee: {text}...", file=self.stream, flush=True)
+            return
+        with self.lock:
+            if self.text:                       # the finished step keeps its line and its time
+                self._draw()
+                self.stream.write("\n")
+            self.text, self.started = text, time.monotonic()
+            self._draw()
+        if self.ticker is None:
+            self.ticker = threading.Thread(target=self._tick, name="kiskadee-activity", daemon=True)
+            self.ticker.start()
+
+    def close(self) -> None:
+        """Stop redrawing and leave the last line, with its time, above what comes next."""
+        self.stopped.set()
+        if self.ticker is not None:
+            self.ticker.join()
+        with self.lock:
+            if self.tty and self.text:
+                self._draw()
+                self.stream.write("\n")
+                self.stream.flush()
+            self.text = ""
+
+    def filter(self, record) -> bool:
+        """As a filter of the log handlers: clear the line before a record is written; the ticker redraws it."""
+        with self.lock:
+            if self.tty and self.text:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+        return True
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(self.every):
+            with self.lock:
+                self._draw()
+
+    def _draw(self) -> None:
+        seconds = int(time.monotonic() - self.started)
+        line = f"kiskadee: {self.text}... {seconds // 60}:{seconds % 60:02d}{self._files()}"
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r\x1b[K" + line[:width])
+        self.stream.flush()
+
+    def _files(self) -> str:
+        """' (12 of 40 files)' while a file-by-file analyzer runs, from the compile driver's index."""
+        name = self.text.rpartition(" with ")[2]
+        if " with " not in self.text or not name:
+            return ""
+        if self.work is None:
+            new = set(self.work_root.glob("kiskadee-*")) - self.before
+            self.work = new.pop() if len(new) == 1 else None
+            if self.work is None:
+                return ""
+        outputs = sorted(self.work.glob(f"kk-{name}-*/output"))     # pipeline.run_analyzer's scratch
+        document = driver_index.read(outputs[-1]) if outputs else None
+        units = document.get("units") if document else None
+        if not isinstance(units, list) or not units:
+            return ""
+        done = sum(1 for unit in units if isinstance(unit, dict) and unit.get("status") != "pending")
+        return f" ({done} of {len(units)} files)"
 
 
 def cmd_packages(args, settings: config.Config) -> int:
@@ -105,7 +216,8 @@ def cmd_packages(args, settings: config.Config) -> int:
 
 def cmd_show(args, settings: config.Config) -> int:
     open_store(args, settings, schema="current")
-    data = queries.version_report(queries.find_version(args.package, args.version), top=args.top)
+    version = queries.find_version(args.package, args.version, fetcher=args.fetcher)
+    data = queries.version_report(version, top=args.top)
     print(render.as_json(data) if args.format == "json" else render.version_text(data))
     return EXIT_OK
 

@@ -21,7 +21,7 @@ def add_commands(commands, database) -> None:
 def _add_diff(commands, database) -> None:
     cmd = commands.add_parser(
         "diff", parents=[database], help="new, fixed and unchanged findings between two versions",
-        usage="kiskadee diff [-h] [--db PATH] [--format {table,json}] [--all] PKG [OLD] NEW",
+        usage="kiskadee diff [-h] [--db PATH] [--format {table,json}] [--all] [--fetcher NAME] PKG [OLD] NEW",
         description="Compare the findings of version NEW of PKG with those of OLD (default: the analyzed "
                     "version before NEW by the package's version rules), matched by fingerprint so "
                     "that code that only moved is unchanged. Findings of an analyzer that failed, timed "
@@ -31,6 +31,8 @@ def _add_diff(commands, database) -> None:
     cmd.add_argument("versions", metavar="VERSION", nargs="+", help="[OLD] NEW")
     cmd.add_argument("--format", choices=("table", "json"), default="table")
     cmd.add_argument("--all", action="store_true", help="also list the unchanged findings")
+    cmd.add_argument("--fetcher", metavar="NAME",
+                     help="the package as this fetcher knows it, when several have it (see 'kiskadee packages')")
     cmd.set_defaults(func=cmd_diff)
 
 
@@ -62,6 +64,8 @@ def _add_export(commands, database) -> None:
     cmd.add_argument("version", metavar="VERSION")
     cmd.add_argument("--format", choices=FORMATS, default="sarif", help="default: sarif")
     cmd.add_argument("--analyzer", metavar="NAME", help="only this analyzer's results")
+    cmd.add_argument("--fetcher", metavar="NAME",
+                     help="the package as this fetcher knows it, when several have it (see 'kiskadee packages')")
     cmd.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     cmd.set_defaults(func=cmd_export)
 
@@ -89,7 +93,7 @@ def cmd_diff(args, settings: config.Config) -> int:
     from kiskadee.results import diff
 
     open_store(args, settings, schema="current")
-    old, new = diff.resolve(args.package, args.versions)
+    old, new = diff.resolve(args.package, args.versions, args.fetcher)
     data = diff.as_data(diff.compare(old, new), unchanged=args.all)
     print(render.as_json(data) if args.format == "json" else render.diff_text(data, unchanged=args.all))
     return EXIT_OK
@@ -128,8 +132,8 @@ def cmd_export(args, settings: config.Config) -> int:
     from kiskadee.results import export
 
     open_store(args, settings, schema="current")
-    document = export.render(export.collect(queries.find_version(args.package, args.version), args.analyzer),
-                             args.format)
+    version = queries.find_version(args.package, args.version, fetcher=args.fetcher)
+    document = export.render(export.collect(version, args.analyzer), args.format)
     if args.output:
         Path(args.output).write_bytes(document)
     else:

@@ -109,11 +109,12 @@ class VersionDiff:
                 for finding_id in _matching(c.new, c.old, present=True)]
 
 
-def resolve(package: str, numbers: Sequence[str]) -> Tuple[Version, Version]:
-    """OLD and NEW from ``[OLD] NEW``; OLD defaults to the analyzed version before NEW."""
+def resolve(package: str, numbers: Sequence[str], fetcher: Optional[str] = None) -> Tuple[Version, Version]:
+    """OLD and NEW from ``[OLD] NEW`` (of ``fetcher``'s package when given); OLD defaults to the analyzed
+    version before NEW."""
     if not 1 <= len(numbers) <= 2:
         raise UsageError("give NEW, or OLD and NEW")
-    new = queries.find_version(package, numbers[-1])
+    new = queries.find_version(package, numbers[-1], fetcher)
     if len(numbers) == 2:
         old = queries.other_version(new, numbers[0])
         if old is None:

@@ -7,12 +7,14 @@ returns and gives a string; the command line prints it.
 
 import datetime
 import json
+import textwrap
 from typing import Dict, List, Optional, Sequence
 
 from kiskadee.core.findings import SEVERITIES
 from kiskadee.core.states import VersionState
 
 FAILED_FILES_SHOWN = 20     # files not analyzed listed per analyzer; the database has them all
+ERROR_WIDTH = 100           # 'kiskadee status' wraps error lines here; it never cuts them
 # Versions counted in 'kiskadee status' even at zero; seen and unresolved only when present.
 ALWAYS_COUNTED = (VersionState.QUEUED, VersionState.LEASED, VersionState.DONE, VersionState.FAILED)
 
@@ -152,10 +154,20 @@ def status_text(data: Dict, now: datetime.datetime) -> str:
     lines.append(_queue_line(data["queue"], now))
     lines += ["", _runners_text(data["runners"])]
     if data["failures"]:
-        lines += ["", "recent failures:", table(
-            ("PACKAGE", "VERSION", "STATE", "FINISHED", "ERROR"),
-            [(f["package"], f["version"], f["state"], _when(f["finished_at"]), _shorten(_one_line(f["error"]), 70))
-             for f in data["failures"]])]
+        lines += ["", "recent failures:", _failures_text(data["failures"])]
+    return "\n".join(lines)
+
+
+def _failures_text(failures: List[Dict]) -> str:
+    """A row per failed version with its whole error on the lines under it, long lines wrapped."""
+    rows = table(("PACKAGE", "VERSION", "STATE", "FINISHED"),
+                 [(f["package"], f["version"], f["state"], _when(f["finished_at"])) for f in failures]).split("\n")
+    lines = rows[:1]
+    for row, failure in zip(rows[1:], failures):
+        lines.append(row)
+        lines += [wrapped for line in (failure["error"] or "").splitlines() if line.strip()
+                  for wrapped in textwrap.wrap(line, ERROR_WIDTH, initial_indent="  ", subsequent_indent="    ",
+                                               break_long_words=False, break_on_hyphens=False)]
     return "\n".join(lines)
 
 
@@ -186,7 +198,3 @@ def _ago(seconds: float) -> str:
 
 def _when(moment: Optional[datetime.datetime]) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -7,6 +7,7 @@ The counts come from the same questions ``kiskadee status`` asks
 import logging
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -25,7 +26,8 @@ class Progress:
 
     On a terminal the line is redrawn (at most every ``every`` seconds) in
     place; elsewhere a plain line is printed each time the counts change.
-    ``update`` takes a monotonic clock reading.
+    ``update`` takes a monotonic clock reading. Children's output goes
+    through ``relay``, which keeps it from overwriting the line.
     """
 
     def __init__(self, settings: Config, verbosity: int = 0, stream=None, every: float = 1.0):
@@ -37,6 +39,8 @@ class Progress:
         self.next_at = 0.0
         self.last: Optional[tuple] = None
         self.line = ""
+        self.drawn = False              # the status line is on the terminal, under the cursor
+        self.lock = threading.Lock()    # relay is called from the children's reader threads
 
     def update(self, now: float) -> None:
         """Redraw (or print) the status line if ``every`` seconds passed since the last time."""
@@ -46,26 +50,55 @@ class Progress:
         counts = self._read()
         if counts is None:
             return
-        self.line, key = counts
-        if self.tty:
-            width = shutil.get_terminal_size().columns - 1
-            self.stream.write("\r\x1b[K" + self.line[:width] + "\r")
+        with self.lock:
+            self.line, key = counts
+            if self.tty:
+                self._draw()
+            elif key != self.last:
+                print(f"kiskadee: {self.line}", file=self.stream, flush=True)
+            self.last = key
+
+    def relay(self, text: str) -> None:
+        """A line a child wrote: on a terminal the status line is cleared for it and drawn again below."""
+        with self.lock:
+            if self.drawn:
+                self.stream.write("\r\x1b[K")
+            self.stream.write(text if text.endswith("\n") else text + "\n")
+            if self.drawn:
+                self._draw()
             self.stream.flush()
-        elif key != self.last:
-            print(f"kiskadee: {self.line}", file=self.stream, flush=True)
-        self.last = key
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a filter of the supervisor's log handlers: clear the status line before a record is written."""
+        with self.lock:
+            if self.drawn:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self.drawn = False
+                self.next_at = 0.0      # and draw it again at the next update
+        return True
+
+    def _draw(self) -> None:
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r\x1b[K" + self.line[:width] + "\r")
+        self.stream.flush()
+        self.drawn = True
 
     def say(self, text: str) -> None:
         """A message for the person at the terminal, on its own line above the status line."""
         if not self.quiet:
-            print(("\r\x1b[K" if self.tty else "") + f"kiskadee: {text}", file=self.stream, flush=True)
-            self.next_at = 0.0
+            with self.lock:
+                print(("\r\x1b[K" if self.tty else "") + f"kiskadee: {text}", file=self.stream, flush=True)
+                self.drawn = False
+                self.next_at = 0.0
 
     def finish(self) -> None:
         """Leave the last status line on the terminal, and the cursor on a fresh line."""
-        if self.tty and self.line:
-            self.stream.write(f"\r\x1b[K{self.line}\n")
-            self.stream.flush()
+        with self.lock:
+            if self.tty and self.line:
+                self.stream.write(f"\r\x1b[K{self.line}\n")
+                self.stream.flush()
+            self.drawn = False
 
     def _read(self) -> Optional[Tuple[str, tuple]]:
         database = self.settings.database

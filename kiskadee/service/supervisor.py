@@ -16,7 +16,9 @@ alone and it decides the order of the stop:
   kills what is still alive ``ABORT_GRACE`` seconds later; a third kills now.
 
 Progress, read from the database, is one status line redrawn every second on
-a terminal, else a plain line each time the counts change.
+a terminal, else a plain line each time the counts change. The children's
+stderr comes through the supervisor, line by line, so that their log lines
+and the status line never overwrite each other.
 """
 
 import logging
@@ -24,8 +26,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from kiskadee.config import Config, ServiceConfig
 from kiskadee.errors import EXIT_OK
@@ -42,6 +45,7 @@ READY_TIMEOUT = 30.0        # how long the runners and fetchers wait for the int
 MONITOR_GRACE = 30.0        # the monitor's time to stop once the runners are gone
 ABORT_GRACE = 30.0          # after the second signal, children still alive this long are killed
 TICK = 0.2                  # seconds between two looks at the children
+RELAY_DRAIN = 1.0           # how long a reaped child's last lines of output are waited for
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -69,9 +73,12 @@ def describe_exit(code: int) -> str:
 class Child:
     """A child process: kept running (monitor, runner) or started on a schedule (fetch)."""
 
-    def __init__(self, name: str, argv: Sequence[str], interval: Optional[float] = None):
-        self.name, self.argv, self.interval = name, list(argv), interval
+    def __init__(self, name: str, argv: Sequence[str], interval: Optional[float] = None,
+                 relay: Optional[Callable[[str], None]] = None):
+        """``relay`` is given each line the child writes to stderr; without it stderr is inherited."""
+        self.name, self.argv, self.interval, self.relay = name, list(argv), interval, relay
         self.proc: Optional[subprocess.Popen] = None
+        self.relaying: Optional[threading.Thread] = None
         self.started = 0.0
         self.due = 0.0                  # monotonic time of the next start
         self.backoff = BACKOFF_FIRST
@@ -83,7 +90,13 @@ class Child:
     def start(self, now: float) -> None:
         # A fetch pass's summary on stdout would repeat every interval; the monitor logs what it queues.
         stdout = subprocess.DEVNULL if self.interval else None
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=stdout, start_new_session=True)
+        stderr = subprocess.PIPE if self.relay else None
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                     start_new_session=True)
+        if self.relay:
+            self.relaying = threading.Thread(target=_relay_lines, args=(self.proc.stderr, self.relay),
+                                             name=f"relay {self.name}", daemon=True)
+            self.relaying.start()
         self.started = now
         log.log(logging.DEBUG if self.interval else logging.INFO, "started %s (pid %d)", self.name, self.proc.pid)
 
@@ -93,6 +106,9 @@ class Child:
             return None
         pid, code = self.proc.pid, self.proc.returncode
         self.proc = None
+        if self.relaying is not None:       # its last lines first; a grandchild may hold the pipe longer
+            self.relaying.join(RELAY_DRAIN)
+            self.relaying = None
         return pid, code
 
     def signal(self, signum: int) -> None:
@@ -101,16 +117,25 @@ class Child:
             self.proc.send_signal(signum)
 
 
-def polling_fetchers(settings: Config, command: List[str]) -> List[Child]:
+def _relay_lines(pipe, relay: Callable[[str], None]) -> None:
+    """Hand each line of a child's stderr to ``relay`` until the child (and what it started) closed it."""
+    with pipe:
+        for line in iter(pipe.readline, b""):
+            relay(line.decode(errors="replace"))
+
+
+def polling_fetchers(settings: Config, command: List[str],
+                     relay: Optional[Callable[[str], None]] = None) -> List[Child]:
     """A scheduled ``fetch`` child for each polling fetcher the configuration turns on."""
     fetchers = settings.fetchers
     children = []
     if fetchers.debian.enabled:
-        children.append(Child("fetch debian", command + ["fetch", "debian"], fetchers.debian.interval))
+        children.append(Child("fetch debian", command + ["fetch", "debian"], fetchers.debian.interval, relay))
     if fetchers.directory.path:
-        children.append(Child("fetch directory", command + ["fetch", "directory"], fetchers.directory.interval))
+        children.append(Child("fetch directory", command + ["fetch", "directory"], fetchers.directory.interval,
+                              relay))
     if fetchers.anitya.api_url:
-        children.append(Child("fetch anitya", command + ["fetch", "anitya"], fetchers.anitya.interval))
+        children.append(Child("fetch anitya", command + ["fetch", "anitya"], fetchers.anitya.interval, relay))
     return children
 
 
@@ -121,14 +146,15 @@ class Supervisor:
                  program: Optional[Sequence[str]] = None):
         """``program`` is what every child runs, before its subcommand: ``python -m kiskadee`` unless given."""
         command = list(program or kiskadee_command()) + common_args(config_path, verbosity)
-        self.monitor = Child("monitor", command + ["monitor"])
+        self.progress = Progress(settings, verbosity)
+        relay = self.progress.relay
+        self.monitor = Child("monitor", command + ["monitor"], relay=relay)
         count = settings.runner.count or os.cpu_count() or 1
-        self.runners = [Child(f"runner-{i}", command + ["runner", "--name", f"runner-{i}"])
+        self.runners = [Child(f"runner-{i}", command + ["runner", "--name", f"runner-{i}"], relay=relay)
                         for i in range(count)]
-        self.fetchers = polling_fetchers(settings, command)
+        self.fetchers = polling_fetchers(settings, command, relay)
         endpoint = settings.service.intake_endpoint
         self.intake = endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else None
-        self.progress = Progress(settings, verbosity)
         self.intake_before = _stat(self.intake)     # a stale socket file does not count
         self.ready_by: Optional[float] = None     # set at the first step
         self.signals = 0                # incremented by the signal handler, nothing else
@@ -273,9 +299,14 @@ def run(settings: Config, config_path: Optional[str], verbosity: int) -> int:
     make_runtime_dir(settings.service)     # the children check it too; failing here fails once, not per child
     supervisor = Supervisor(settings, config_path, verbosity)
     previous = {signum: signal.signal(signum, supervisor.on_signal) for signum in STOP_SIGNALS}
+    handlers = logging.getLogger().handlers
+    for handler in handlers:        # the supervisor's own log lines clear the status line too
+        handler.addFilter(supervisor.progress)
     try:
         return supervisor.serve()
     finally:
+        for handler in handlers:
+            handler.removeFilter(supervisor.progress)
         supervisor.kill_all()
         for signum, handler in previous.items():
             signal.signal(signum, handler)

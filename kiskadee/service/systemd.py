@@ -3,6 +3,11 @@
 Outside systemd (no NOTIFY_SOCKET, no LISTEN_FDS) each call does nothing, so
 services call these unconditionally.
 
+Notifications are sent here rather than through sdnotify, which connects
+once in its constructor (a notification socket that appears or is recreated
+later never gets anything), reads only os.environ and encodes as Latin-1,
+which systemd drops; tests/unit/test_sdnotify_cases.py shows each case.
+
 Test hook: ``KISKADEE_TEST_STALL_AFTER=SECONDS`` in a service's environment
 makes its main loop hang for good that many seconds after start, at its
 next watchdog ping, as a deadlocked loop would. It exists so the tests can
@@ -61,7 +66,8 @@ class Notifier:
         try:
             if self._socket is None:
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._socket.sendto(text.encode(), self.address)
+            # systemd takes UTF-8 only; a name os.fsdecode could not decode must not crash the loop.
+            self._socket.sendto(text.encode("utf-8", "replace"), self.address)
         except OSError as exc:
             if not self._failed:
                 log.warning("cannot notify systemd on %r: %s", self.address, exc)

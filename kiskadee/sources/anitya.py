@@ -76,7 +76,7 @@ class AnityaFetcher(Fetcher):
     def from_settings(cls, settings, known: Optional[Dict[str, KnownProject]] = None) -> "AnityaFetcher":
         """The fetcher configured by ``settings`` (a kiskadee.config.Config); ``known``: see ``poll``."""
         analysis = settings.analysis
-        return cls(settings.fetchers.anitya, Http(analysis.download_timeout, analysis.max_download_bytes),
+        return cls(settings.fetchers.anitya, Http(analysis.download_timeout, analysis.max_download_bytes, analysis.download_deadline),
                    make_debian=lambda: DebianFetcher.from_settings(settings), known=known)
 
     # resolving ---------------------------------------------------------------

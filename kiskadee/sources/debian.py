@@ -24,7 +24,7 @@ from kiskadee.core import versions
 from kiskadee.core.events import DownloadedSource, SourceEvent
 from kiskadee.errors import ConfigError, SourceError
 from kiskadee.sources.download import download as download_url
-from kiskadee.sources.download import open_url
+from kiskadee.sources.download import DEFAULT_DEADLINE, open_url
 from kiskadee.sources.debian_c import looks_like_c
 from kiskadee.sources.fetcher import Fetcher
 from kiskadee.sources.state import PassMemory
@@ -249,7 +249,7 @@ class DebianFetcher(Fetcher):
     def __init__(self, mirror: str, *, state_path: Path, suite: str = "bookworm",
                  components: Sequence[str] = ("main",), allow: Sequence[str] = (),
                  deny: Sequence[str] = (), c_only: bool = True, timeout: float = 60,
-                 max_bytes: int = DEFAULT_MAX_BYTES):
+                 max_bytes: int = DEFAULT_MAX_BYTES, deadline: float = DEFAULT_DEADLINE):
         if not mirror or not suite or not components:
             raise ConfigError("debian fetcher needs a mirror URL, a suite and at least one "
                               "component (got %r, %r, %r)" % (mirror, suite, list(components)))
@@ -262,6 +262,7 @@ class DebianFetcher(Fetcher):
         self.c_only = c_only
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.deadline = deadline
 
     @classmethod
     def from_settings(cls, settings) -> "DebianFetcher":
@@ -269,7 +270,8 @@ class DebianFetcher(Fetcher):
         debian, analysis = settings.fetchers.debian, settings.analysis
         return cls(debian.mirror or apt_mirror(), state_path=Path(settings.service.state_dir) / "debian.json",
                    suite=debian.suite, components=debian.components, allow=debian.allow, deny=debian.deny,
-                   c_only=debian.c_only, timeout=analysis.download_timeout, max_bytes=analysis.max_download_bytes)
+                   c_only=debian.c_only, timeout=analysis.download_timeout, max_bytes=analysis.max_download_bytes,
+                   deadline=analysis.download_deadline)
 
     def sources_url(self, component: str) -> str:
         """URL of the ``Sources.xz`` index of ``component``."""
@@ -280,7 +282,7 @@ class DebianFetcher(Fetcher):
         url = self.sources_url(component)
         log.info("reading %s", url)
         try:
-            with open_url(url, self.timeout) as response, lzma.open(response) as unpacked:
+            with open_url(url, self.timeout, self.deadline) as response, lzma.open(response) as unpacked:
                 return parse_sources(io.TextIOWrapper(unpacked, encoding="utf-8", errors="replace"))
         except (lzma.LZMAError, EOFError) as exc:
             raise SourceError("%s is not a complete xz file (%s); the mirror may be syncing"
@@ -371,4 +373,5 @@ class DebianFetcher(Fetcher):
         return DownloadedSource(path=dest / main, url=_join_url(base_url, main), sha256=sha256)
 
     def _fetch(self, url: str, target: Path, sha256: str) -> None:
-        download_url(url, target, max_bytes=self.max_bytes, timeout=self.timeout, sha256=sha256)
+        download_url(url, target, max_bytes=self.max_bytes, timeout=self.timeout, sha256=sha256,
+                     deadline=self.deadline)

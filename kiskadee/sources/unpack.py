@@ -52,6 +52,17 @@ class UnpackLimits:
     max_depth: int = 64              # directory levels a member's path may have
 
 
+# A source tree is public code: everyone may read it (the local sandbox's analyzers run as nobody when
+# kiskadee runs as root), nobody but its owner may change it, and no setuid, setgid or sticky bit survives,
+# whatever modes the archive asked for. The work directory around it is private.
+TREE_DIR_MODE = 0o755
+
+
+def _file_mode(archived: int) -> int:
+    """rw-r--r--, or rwxr-xr-x when the archive marked the file executable by its owner."""
+    return 0o755 if archived & 0o100 else 0o644
+
+
 def unpack(archive: Path, dest: Path, limits: UnpackLimits = UnpackLimits()) -> Path:
     """Extract archive into the existing empty directory dest; return the source root.
 
@@ -199,13 +210,13 @@ class _Extractor:
         return os.path.join(parent, parts[-1])
 
     def _add_dir(self, member: Member, path: str) -> None:
-        """Create a directory, or reuse an existing real one; owner keeps rwx."""
+        """Create a directory, or reuse an existing real one, readable by all (``TREE_DIR_MODE``)."""
         with _writing(member.name):
             if not os.path.lexists(path):
                 os.mkdir(path, 0o700)
             elif not stat.S_ISDIR(os.lstat(path).st_mode):
                 raise refuse(member.name, "a non-directory of that name exists already")
-            os.chmod(path, (member.mode & 0o777) | 0o700)
+            os.chmod(path, TREE_DIR_MODE)
 
     def _add_file(self, member: Member, parts: Tuple[str, ...], path: str,
                   src: IO[bytes]) -> None:
@@ -229,7 +240,7 @@ class _Extractor:
                 with _writing(member.name):
                     _write_all(fd, chunk)
             with _writing(member.name):
-                os.fchmod(fd, (member.mode & 0o777) | 0o600)
+                os.fchmod(fd, _file_mode(member.mode))
         finally:
             os.close(fd)
         self.files.add(parts)

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Tuple
 import peewee
 
 from kiskadee.core.findings import SEVERITIES
-from kiskadee.errors import NotFoundError
+from kiskadee.errors import NotFoundError, UsageError
 from kiskadee.store import waivers
 from kiskadee.store.models import Analysis, Analyzer, Fetcher, Finding, Package, Version
 
@@ -42,18 +42,29 @@ def _finding_count(version: Version) -> int:
     return total.scalar() or 0
 
 
-def find_version(package: str, number: Optional[str] = None) -> Version:
-    """The named version, or the latest analyzed one of the package; NotFoundError if none."""
-    query = Version.select().join(Package).where(Package.name == package)
+def find_version(package: str, number: Optional[str] = None, fetcher: Optional[str] = None) -> Version:
+    """The named version, or the latest analyzed one of the package, from ``fetcher`` when given.
+
+    NotFoundError if there is none; UsageError, naming the fetchers, if the
+    package comes from several fetchers that have such a version and none is given.
+    """
+    query = Version.select(Version, Package, Fetcher).join(Package).join(Fetcher).where(Package.name == package)
+    if fetcher:
+        query = query.where(Fetcher.name == fetcher)
     if number:
-        version = query.where(Version.number == number).first()
+        query = query.where(Version.number == number)
     else:
-        version = query.where(Version.finished_at.is_null(False)).order_by(
-            Version.finished_at.desc(), Version.id.desc()).first()
-    if version is None:
+        query = query.where(Version.finished_at.is_null(False))
+    candidates = list(query.order_by(Version.finished_at.desc(), Version.id.desc()))
+    fetchers = sorted({version.package.fetcher.name for version in candidates})
+    if len(fetchers) > 1:
+        raise UsageError(f"{package} comes from several fetchers ({', '.join(fetchers)}); "
+                         "choose one with --fetcher NAME")
+    if not candidates:
         what = f"version {number} of {package}" if number else f"analyzed version of {package}"
-        raise NotFoundError(f"no {what} in the database; 'kiskadee packages' lists what there is")
-    return version
+        where = f" from fetcher {fetcher}" if fetcher else ""
+        raise NotFoundError(f"no {what}{where} in the database; 'kiskadee packages' lists what there is")
+    return candidates[0]
 
 
 def other_version(version: Version, number: str) -> Optional[Version]:

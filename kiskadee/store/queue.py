@@ -31,6 +31,7 @@ import peewee
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.core.states import (FAILURES, IN_QUEUE, RETRYABLE, ForbiddenTransition, VersionState,
                                    check_transition)
+from kiskadee.store.db import retry_when_busy, write_transaction
 from kiskadee.store.models import Version, utcnow
 from kiskadee.store.results import VersionKey, get_version, store_runs
 
@@ -173,13 +174,16 @@ def _finish(version: Version, runs: Sequence[AnalyzerRun], now: datetime.datetim
 
 def record_analysis(key: VersionKey, runs: Sequence[AnalyzerRun], *, source_url: str = "",
                     sha256: str = "", db: peewee.Database) -> Version:
-    """Store a complete one-shot analysis of ``key`` (``kiskadee analyze``) in one transaction."""
-    with db.atomic():
-        version = get_version(key)
-        store_runs(version, runs)
-        version.source_url, version.sha256 = source_url, sha256
-        _finish(version, runs, utcnow())
-    return version
+    """Store a complete one-shot analysis of ``key`` (``kiskadee analyze``) in one transaction,
+    tried again with backoff while the monitor keeps the database busy: the analysis took minutes."""
+    def write() -> Version:
+        with write_transaction(db):
+            version = get_version(key)
+            store_runs(version, runs)
+            version.source_url, version.sha256 = source_url, sha256
+            _finish(version, runs, utcnow())
+        return version
+    return retry_when_busy(write)
 
 
 def retry(versions: peewee.Query, now: datetime.datetime) -> int:

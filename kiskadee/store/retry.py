@@ -8,10 +8,12 @@ runner to ask takes them, and their new results replace the old ones
 analyzer by analyzer. Versions that are queued or leased are in the queue
 already and left alone.
 
-It writes to the database directly, as ``kiskadee waive`` does (SQLite's
-WAL and busy timeout let it share the file with the monitor, which reads
-the queue from the database whenever a runner asks for work), through
-``kiskadee.store.queue.retry`` like every change of a version's state.
+It writes to the database directly, as ``kiskadee waive`` does, in one
+transaction holding the write lock from its start (``store.db.write_transaction``):
+it waits for the monitor's transaction, which reads the queue from the
+database whenever a runner asks for work, and exits 5 if the lock stays
+taken past the busy timeout. It goes through ``kiskadee.store.queue.retry``
+like every change of a version's state.
 """
 
 import dataclasses
@@ -21,6 +23,7 @@ from typing import List, Optional, Sequence
 from kiskadee.core.states import COULD_NOT_ANALYZE, RETRYABLE
 from kiskadee.errors import NotFoundError, UsageError
 from kiskadee.store import queue
+from kiskadee.store.db import write_transaction
 from kiskadee.store.models import Fetcher, Package, Version, utcnow
 
 DEFAULT_STATES = tuple(state.value for state in COULD_NOT_ANALYZE)
@@ -59,8 +62,7 @@ def requeue(package: Optional[str] = None, numbers: Sequence[str] = (), states: 
         query = query.where(Package.name == package)
     if numbers:
         query = query.where(Version.number.in_(list(numbers)))
-    database = Version._meta.database
-    with database.atomic():
+    with write_transaction(Version._meta.database):     # read and re-queued under the write lock
         versions = list(query)
         if not dry_run:
             queue.retry(query, now or utcnow())

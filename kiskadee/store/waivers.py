@@ -6,9 +6,9 @@ because the fingerprint survives unrelated changes. Waiving again replaces
 the verdict.
 
 ``kiskadee waive`` writes the waiver directly, even while the monitor (the
-database's usual single writer) runs: it is one short transaction, and SQLite
-in WAL mode with a busy timeout makes it wait for the monitor's transaction
-instead of failing.
+database's usual single writer) runs: it is one short transaction that takes
+the write lock at its start (``store.db.write_transaction``), so SQLite's busy
+timeout makes it wait for the monitor's transaction instead of failing.
 """
 
 import dataclasses
@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 from kiskadee.errors import NotFoundError, UsageError
 from kiskadee.store import sql
+from kiskadee.store.db import write_transaction
 from kiskadee.store.models import Waiver, utcnow
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,7 @@ def waive(fingerprint: str, kind: str, comment: str = "", *, package: Optional[s
     if kind not in KINDS:
         raise UsageError(f"unknown waiver kind {kind!r}; use one of {', '.join(KINDS)}")
     target = resolve(fingerprint, package)
-    db = Waiver._meta.database
-    with db.atomic():
+    with write_transaction(Waiver._meta.database):
         replaced = Waiver.delete().where((Waiver.package == target.package_id)
                                          & (Waiver.fingerprint == target.fingerprint)).execute()
         Waiver.create(package=target.package_id, fingerprint=target.fingerprint, kind=kind,
@@ -57,8 +57,9 @@ def waive(fingerprint: str, kind: str, comment: str = "", *, package: Optional[s
 def remove(fingerprint: str, *, package: Optional[str] = None) -> Target:
     """Withdraw the waiver of a finding; NotFoundError if it has none."""
     target = resolve(fingerprint, package)
-    removed = Waiver.delete().where((Waiver.package == target.package_id)
-                                    & (Waiver.fingerprint == target.fingerprint)).execute()
+    with write_transaction(Waiver._meta.database):
+        removed = Waiver.delete().where((Waiver.package == target.package_id)
+                                        & (Waiver.fingerprint == target.fingerprint)).execute()
     if not removed:
         raise NotFoundError(f"{target.package}: finding {target.fingerprint} is not waived")
     return target

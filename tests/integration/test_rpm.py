@@ -164,14 +164,27 @@ def test_core_package_ships_units_config_and_state_but_not_the_bridge(rpms):
     assert rpm_query(rpms["kiskadee"], "-c").split() == ["/etc/kiskadee/kiskadee.toml"]
     owners = rpm_query(rpms["kiskadee"], "--qf", "[%{FILENAMES} %{FILEUSERNAME} %{FILEMODES:perms}\n]")
     assert "/var/lib/kiskadee kiskadee drwxr-xr-x" in owners.splitlines()
+    assert "/usr/share/licenses/kiskadee/LICENSE" in rpm_query(rpms["kiskadee"], "-L").split()
+    # byte-compiled as root would leave it, so that 'rpm -e' removes every file it wrote
+    modules = [path for path in files if re.search(r"/kiskadee/(\w+/)*\w+\.py$", path)]
+    assert modules and all(re.sub(r"(\w+)\.py$", r"__pycache__/\1.cpython-", path) in " ".join(files)
+                           for path in modules)
     bridge = rpm_query(rpms["kiskadee-fedmsg"], "-l").split()
     assert bridge == ["/etc/fedmsg.d/kiskadee.py", "/usr/lib/systemd/system/kiskadee-fedmsg-hub.service"]
     assert rpm_query(rpms["kiskadee-fedmsg"], "-c").split() == ["/etc/fedmsg.d/kiskadee.py"]
 
 
-def test_scriptlets_create_the_user_and_handle_every_unit(rpms):
+def test_amqp_package_ships_the_fedora_messaging_consumers_configuration(rpms):
+    assert rpm_query(rpms["kiskadee-amqp"], "-c").split() == ["/etc/fedora-messaging/kiskadee.toml"]
+    requires = rpm_query(rpms["kiskadee-amqp"], "-R").splitlines()
+    assert {"fedora-messaging", "python3dist(fedora-messaging)"} <= {line.strip() for line in requires}
+    assert any(re.match(r"kiskadee = \S+-\S+$", line) for line in requires), requires
+
+
+def test_scriptlets_leave_the_user_to_rpm_and_handle_every_unit(rpms):
     scripts = rpm_query(rpms["kiskadee"], "--scripts")
-    assert "systemd-sysusers" in scripts or "useradd" in scripts
+    # rpm >= 4.19 creates the user from the shipped sysusers.d file: no %pre of its own (%sysusers_create_compat)
+    assert "preinstall" not in scripts and "systemd-sysusers" not in scripts
     for unit in ("kiskadee.target", "kiskadee-monitor.socket", "kiskadee-monitor-work.socket",
                  "kiskadee-monitor.service", "kiskadee-runner@.service", "kiskadee-fetch@.timer"):
         assert scripts.count(unit) >= 2, unit          # post (preset) and preun (disable --now)
@@ -190,6 +203,10 @@ exec /usr/bin/python3 -c 'import sys; from fedmsg.commands.hub import hub; sys.e
 
 def install(machine: Machine) -> None:
     """What 'dnf install kiskadee kiskadee-fedmsg' does here, plus the test's Python dependencies."""
+    # What Fedora's rpm (4.19 and later) does before installing the files, which Debian's rpm 4.18 does not:
+    # create the users and groups that the package's sysusers.d file declares.
+    machine.run("rpm2cpio /srv/kk/kiskadee-0*.noarch.rpm | cpio -i --quiet --to-stdout ./usr/lib/sysusers.d/kiskadee.conf"
+                " | systemd-sysusers -")
     machine.run("rpm -i --nodeps /srv/kk/kiskadee-0*.noarch.rpm /srv/kk/kiskadee-fedmsg-0*.noarch.rpm")
     machine.run(f"printf %s {shlex.quote(FEDMSG_HUB_STANDIN)} > /usr/bin/fedmsg-hub && chmod 755 /usr/bin/fedmsg-hub")
     machine.run("mkdir -p /etc/systemd/system/kiskadee-.service.d && printf '[Service]\\nEnvironment=PYTHONPATH=%s\\n'"
@@ -376,3 +393,114 @@ def test_stopping_the_target_ends_every_service_cleanly(machine):
     assert "kiskadee.service.loop: monitor stopping" in messages[-6:], messages[-6:]
     assert "kiskadee.service.loop: runner stopping" in [entry["MESSAGE"] for entry in
                                                    journal(machine, "kiskadee-runner@1.service")]
+
+
+# stopping, reconfiguring, upgrading: what an admin does in the first week ------------
+
+SLOW_CPPCHECK = """#!/bin/sh
+# cppcheck, slower: its first run in a runner's private /tmp waits, so a stop lands mid-analysis.
+case "$1" in --version) ;; *) [ -e /tmp/kk-slept ] || { touch /tmp/kk-slept; sleep 10; } ;; esac
+exec /usr/bin/cppcheck "$@"
+"""
+RUNNER_DROPIN = "/run/systemd/system/kiskadee-runner@.service.d"
+
+
+@pytest.mark.systemd
+def test_stopping_the_target_mid_analysis_stores_the_result_without_another_attempt(machine):
+    # (the monitor started once: the database exists even when this test runs alone)
+    machine.run("systemctl stop kiskadee.target && systemctl start kiskadee-monitor.service"
+                " && systemctl stop kiskadee-monitor.service", timeout=120)
+    # The 10,000 load events and whatever else waits are not this test's: only hello 2.12 is to be analyzed.
+    # (as the database's owner: root's sqlite3 would leave a -shm file the monitor cannot open)
+    machine.run("setpriv --reuid=kiskadee --regid=kiskadee --clear-groups sqlite3 /var/lib/kiskadee/kiskadee.db "
+                "\"UPDATE version SET state = 'seen' WHERE state = 'queued'\"")
+    (machine.shared / "slowbin").mkdir(exist_ok=True)
+    (machine.shared / "slowbin" / "cppcheck").write_text(SLOW_CPPCHECK)
+    (machine.shared / "slowbin" / "cppcheck").chmod(0o755)
+    machine.run(f"mkdir -p {RUNNER_DROPIN} && printf '[Service]\\nEnvironment=PATH=/srv/kk/slowbin:/usr/bin:/bin\\n'"
+                f" > {RUNNER_DROPIN}/slow.conf && systemctl daemon-reload")
+    try:
+        machine.run("systemctl start kiskadee.target")
+        machine.run("kiskadee submit hello 2.12 /srv/kk/hello-2.10.tar.gz", env=SHELL_ENV)
+        wait_until(lambda: machine.show("kiskadee-runner@1.service", "StatusText").startswith(
+            "analyzing hello 2.12 with cppcheck"), 60, "the runner analyzing hello 2.12")
+        leased = sql(machine, "SELECT state, attempts FROM version WHERE number = '2.12'")
+        machine.run("systemctl stop kiskadee.target", timeout=120)
+    finally:
+        machine.run(f"rm -rf {RUNNER_DROPIN} && systemctl daemon-reload")
+    assert leased == "leased|1"
+    units = ("kiskadee-runner@1.service", "kiskadee-monitor.service")
+    # 'systemctl stop' returns once the target is down; the runner then finishes, and the monitor stops after it.
+    wait_until(lambda: all(machine.show(unit, "ActiveState") in ("inactive", "failed") for unit in units), 60,
+               "the runner and the monitor stopped")
+    for unit in units:
+        assert (machine.show(unit, "ActiveState"), machine.show(unit, "Result")) == ("inactive", "success"), unit
+    assert sql(machine, "SELECT state, attempts FROM version WHERE number = '2.12'") == "done|1"
+    job = sql(machine, "SELECT id FROM version WHERE number = '2.12'")
+    monitor = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
+    assert any(re.match(rf"kiskadee\.service\.monitor: job {job} from \S+: stored$", m) for m in monitor), monitor[-20:]
+    runner = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-runner@1.service")]
+    assert not any("no acknowledgement" in message for message in runner[-20:]), runner[-20:]
+
+
+def entries_at(machine: Machine, unit: str, priority: str, text: str) -> list:
+    """The journal entries of ``unit`` that 'journalctl -p PRIORITY' shows and whose message holds ``text``."""
+    lines = machine.run(f"journalctl -q --no-pager -o json -p {priority} -u {unit}").splitlines()
+    return [entry for entry in map(json.loads, (line for line in lines if line.startswith("{")))
+            if text in entry["MESSAGE"]]
+
+
+@pytest.mark.systemd
+def test_a_configuration_typo_fails_the_monitor_once_with_the_error_at_priority_err(machine):
+    machine.run("systemctl stop kiskadee.target kiskadee-monitor.service", timeout=120)
+    wait_until(lambda: machine.show("kiskadee-monitor.service", "ActiveState") in ("inactive", "failed"), 60,
+               "the monitor stopped")
+    machine.run("sed -i '1i typo_key = 1' /etc/kiskadee/kiskadee.toml")
+    try:
+        machine.run("systemctl reset-failed 'kiskadee*'; systemctl start kiskadee-monitor.service", check=False)
+        wait_until(lambda: machine.show("kiskadee-monitor.service", "ActiveState") == "failed", 30,
+                   "the monitor failed")
+        time.sleep(4)                                   # RestartSec=1s: time for restarts, were there any
+        assert machine.show("kiskadee-monitor.service", "ActiveState") == "failed"
+        assert machine.show("kiskadee-monitor.service", "NRestarts") == "0"
+        assert machine.show("kiskadee-monitor.service", "ExecMainStatus") == "3"
+        errors = entries_at(machine, "kiskadee-monitor.service", "warning", "typo_key")
+        assert [(e["PRIORITY"], e["MESSAGE"].split(":")[:2]) for e in errors] == [("3", ["kiskadee", " error"])]
+    finally:
+        machine.run("sed -i '/^typo_key = 1$/d' /etc/kiskadee/kiskadee.toml && systemctl reset-failed 'kiskadee*'")
+
+
+FEDMSG_ENDPOINTS = """config = dict(endpoints={"anitya-test": ["tcp://127.0.0.1:9940"]}, zmq_enabled=True,
+              validate_signatures=False, sign_messages=False, environment="dev")
+"""
+
+
+@pytest.mark.systemd
+def test_the_bridge_errors_reach_journalctl_p_warning(machine):
+    # The bus an operator configures (fedmsg's own logging left as shipped: a plain handler on stdout).
+    machine.run(f"printf %s {shlex.quote(FEDMSG_ENDPOINTS)} > /etc/fedmsg.d/endpoints.py")
+    machine.run("sed -i '1i typo_key = 1' /etc/kiskadee/kiskadee.toml")
+    try:
+        machine.run("systemctl start kiskadee-fedmsg-hub.service")
+        wait_until(lambda: entries_at(machine, "kiskadee-fedmsg-hub.service", "warning", "anitya bridge not started"),
+                   60, "the bridge's error in the journal")
+        errors = entries_at(machine, "kiskadee-fedmsg-hub.service", "warning", "anitya bridge not started")
+        assert {entry["PRIORITY"] for entry in errors} == {"3"}, errors
+        assert "typo_key" in errors[0]["MESSAGE"]
+        assert entries_at(machine, "kiskadee-fedmsg-hub.service", "err", "Failed to init")   # moksha's own, too
+    finally:
+        machine.run("systemctl stop kiskadee-fedmsg-hub.service; rm -f /etc/fedmsg.d/endpoints.py;"
+                    " sed -i '/^typo_key = 1$/d' /etc/kiskadee/kiskadee.toml")
+
+
+@pytest.mark.systemd
+def test_an_upgrade_restarts_every_running_runner(machine):
+    machine.run("systemctl start kiskadee.target kiskadee-runner@2.service")
+    runners = ("kiskadee-runner@1.service", "kiskadee-runner@2.service")
+    wait_until(lambda: all(machine.show(r, "SubState") == "running" for r in runners), 60, "two runners running")
+    before = {runner: machine.show(runner, "InvocationID") for runner in runners}
+    # What rpm runs of the old package after 'rpm -U' installed the new one: %postun with $1 = 1.
+    machine.run("sh -c \"$(rpm -q --qf '%{POSTUN}' kiskadee)\" postun 1")
+    wait_until(lambda: all(machine.show(r, "InvocationID") not in ("", before[r]) and
+                           machine.show(r, "SubState") == "running" for r in runners), 60, "both runners restarted")
+    machine.run("systemctl stop kiskadee-runner@2.service")

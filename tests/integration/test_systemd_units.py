@@ -50,3 +50,28 @@ def test_every_unit_parses_without_complaint_but_the_missing_programs():
     complaints = [line for line in result.stderr.splitlines()
                   if "is not executable" not in line and "kiskadee" in line]
     assert complaints == [], result.stderr
+
+
+def seconds(timespan: str) -> float:
+    """A systemd time span in seconds, as systemd reads it."""
+    result = subprocess.run(["systemd-analyze", "timespan", timespan], capture_output=True, text=True, timeout=60,
+                            check=True)
+    return int(re.search(r"μs: (\d+)", result.stdout).group(1)) / 1e6
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_usage_and_configuration_errors_are_not_restarted(service):
+    assert {"2", "3"} <= set(unit(service)["Service"]["RestartPreventExitStatus"].split())
+
+
+@pytest.mark.parametrize("service", ["kiskadee-runner@.service", "kiskadee-fetch@.service",
+                                     "kiskadee-fedmsg-hub.service"])
+def test_senders_stop_before_the_monitor_so_it_takes_what_they_deliver(service):
+    # systemd stops units in the reverse order of After=: these first, then the monitor.
+    assert "kiskadee-monitor.service" in unit(service)["Unit"]["After"].split()
+
+
+def test_a_stopping_runner_has_time_to_finish_an_analysis():
+    from kiskadee.config import AnalysisConfig
+
+    assert seconds(unit("kiskadee-runner@.service")["Service"]["TimeoutStopSec"]) >= AnalysisConfig().timeout

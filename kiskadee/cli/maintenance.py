@@ -1,0 +1,72 @@
+"""``kiskadee prune`` and ``kiskadee db backup``: keeping the database small and safe."""
+
+import argparse
+from pathlib import Path
+
+from kiskadee import config
+from kiskadee.cli.common import open_store
+from kiskadee.errors import EXIT_OK, DatabaseError
+from kiskadee.store.backup import backup
+from kiskadee.store.prune import prune
+
+
+def add_commands(commands, database) -> None:
+    """Add this module's commands to the parser; ``database`` is the shared --db option."""
+    cmd = commands.add_parser(
+        "prune", parents=[database], help="delete the analyses of older versions, keeping the last N per package",
+        description="Keep the last N analyzed versions of each package and delete the analyses and "
+                    "findings of the older ones. A package's newest analyzed version and versions in the "
+                    "queue (queued, leased) are never pruned; the version rows stay, so the monitor does "
+                    "not queue them again. Safe while the service runs.")
+    cmd.add_argument("--keep", type=_at_least_one, required=True, metavar="N",
+                     help="analyzed versions to keep per package (at least 1)")
+    cmd.add_argument("--package", metavar="PKG", help="only this package")
+    cmd.add_argument("--fetcher", metavar="NAME", help="only packages of this fetcher")
+    cmd.add_argument("--dry-run", action="store_true", help="print what would be deleted and change nothing")
+    cmd.set_defaults(func=cmd_prune)
+
+
+def add_db_commands(actions, database) -> None:
+    """Add this module's ``kiskadee db`` actions to ``actions``, the db command's subparsers."""
+    cmd = actions.add_parser(
+        "backup", parents=[database], help="copy the database to FILE with SQLite's online backup",
+        description="Copy the database to FILE, a new file, with SQLite's online backup: a consistent "
+                    "snapshot taken while the monitor and runners keep writing. The copy is checked and "
+                    "opens at the same schema.")
+    cmd.add_argument("file", metavar="FILE", type=Path)
+    cmd.set_defaults(func=cmd_db_backup)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1: a package's newest analyzed version is always kept")
+    return value
+
+
+def cmd_prune(args, settings: config.Config) -> int:
+    db = open_store(args, settings, schema="current")
+    report = prune(db, args.keep, package=args.package, fetcher=args.fetcher, dry_run=args.dry_run)
+    verb = "would prune" if args.dry_run else "pruned"
+    for version in report.pruned:
+        print(f"{verb} {version.package} {version.number} ({version.fetcher}):"
+              f" {version.analyses} analyses, {version.findings} findings")
+    for version in report.held:
+        print(f"kept {version.package} {version.number} ({version.fetcher}): {version.state}, in the queue")
+    packages = len({(version.fetcher, version.package) for version in report.pruned})
+    print(f"{verb} {len(report.pruned)} versions of {packages} packages:"
+          f" {sum(v.analyses for v in report.pruned)} analyses,"
+          f" {sum(v.findings for v in report.pruned)} findings")
+    return EXIT_OK
+
+
+def cmd_db_backup(args, settings: config.Config) -> int:
+    path = args.db or settings.database.path
+    if not Path(path).exists():
+        raise DatabaseError(f"{path}: no such database")
+    schema = backup(open_store(args, settings, schema="as-is"), args.file)
+    print(f"{path}: copied to {args.file}, schema {schema}")
+    return EXIT_OK
