@@ -218,7 +218,8 @@ class Monitor(Service):
 
     def _handle_runner(self, identity: bytes, frame: bytes, now: Instant) -> None:
         """Decode one runner message and handle it; a failure is contained to this message."""
-        handlers = {"ready": self._on_ready, "heartbeat": self._on_heartbeat, "result": self._on_result}
+        handlers = {"ready": self._on_ready, "heartbeat": self._on_heartbeat, "result": self._on_result,
+                    "release": self._on_release}
         try:
             message = wire.decode(frame, self.limits.work_message_bytes, self.limits)
             if message.type not in handlers:
@@ -279,6 +280,17 @@ class Monitor(Service):
             self._reject_work(identity, fields["job"], f"heartbeat refused: {exc}", now)
             return
         self._runner_seen(fields["runner"], now, state="busy", version=fields["job"], activity=fields["activity"])
+
+    def _on_release(self, identity: bytes, fields: dict, now: Instant) -> None:
+        """A stopping runner hands its job back: queued again at once, the attempt not counted."""
+        try:
+            with self.db.atomic():
+                queue.hand_back(fields["job"], fields["runner"], fields["lease"])
+        except queue.LeaseRefused as exc:
+            log.warning("release of job %s by %s refused: %s", fields["job"], fields["runner"], exc)
+            return
+        log.info("job %s handed back by %s, queued again", fields["job"], fields["runner"])
+        self._runner_seen(fields["runner"], now, state="gone", version=None, activity="")
 
     def _on_result(self, identity: bytes, fields: dict, now: Instant) -> None:
         runs = [AnalyzerRun.from_wire(run) for run in fields["runs"]]  # wire checked every field already

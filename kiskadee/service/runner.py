@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 500
 READY_SECONDS = 5.0         # an idle runner re-announces itself this often
 ACK_SECONDS = 5.0           # a result is sent again if not acknowledged within this
+RELEASE_LINGER_MS = 1000    # at exit, how long a handed-back job's 'release' may take to leave
 
 
 def default_name() -> str:
@@ -75,7 +76,7 @@ class RunnerService(Service):
 
     def teardown(self) -> None:
         if getattr(self, "sock", None) is not None:
-            self.sock.close(linger=0)
+            self.sock.close(linger=RELEASE_LINGER_MS)     # time for a 'release' to leave
 
     def should_stop(self) -> bool:
         # The first stop request lets the job in hand finish and its result reach the monitor.
@@ -141,7 +142,10 @@ class RunnerService(Service):
         self._worker.join(self.poll_ms / 1000)
         if self.stop_requests >= 2:
             self.sandbox.abort()
-            log.warning("job %s aborted; the monitor will hand it out again", self.job["job"])
+            # Handed back, the job is queued again at once and the attempt is not counted.
+            self.sock.send(wire.encode("release", runner=self.runner_name, job=self.job["job"],
+                                       lease=self.job["lease"]))
+            log.warning("job %s aborted and handed back to the monitor", self.job["job"])
             self._drop_job()
             return
         if not self._abandoned and self._rejection() is not None:

@@ -21,6 +21,8 @@ Messages:
   result     a runner's outcome for a job: analyzer runs with findings, or an error
   ack        the monitor stored a result (monitor -> DEALER)
   reject     the monitor will not take this heartbeat or result, and why: stop sending it
+  release    a runner that is stopping hands back the job it holds (its lease token): the job
+             goes back to the queue at once, the attempt not counted
 """
 
 import itertools
@@ -76,6 +78,7 @@ FIELDS: Dict[str, Dict[str, Field]] = {
         "source_url": Field(_STR, False, "url"), "sha256": Field(_STR, False, "token"),
         "unresolved": Field(_BOOL, False),      # the error says why the source could not be located
     },
+    "release": {"runner": _NAME, "job": _ID, "lease": _LEASE},
     "ack": {"job": _ID},
     "reject": {"job": _ID, "reason": Field(_STR, True, "text")},
 }

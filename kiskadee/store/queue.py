@@ -94,6 +94,14 @@ def holder(job_id: int, runner: str, token: str) -> Version:
     return job
 
 
+def hand_back(job_id: int, runner: str, token: str) -> Version:
+    """The job ``runner`` holds with ``token`` back in the queue at once, its attempt not counted: the
+    runner stopped before it could finish (LeaseRefused if it does not hold that lease)."""
+    job = holder(job_id, runner, token)
+    release(job)
+    return job
+
+
 def heartbeat(job_id: int, runner: str, token: str, policy: QueuePolicy, now: datetime.datetime) -> None:
     """Extend the lease of ``job_id`` held by ``runner`` with ``token``; LeaseRefused if it does not hold it."""
     job = holder(job_id, runner, token)

@@ -129,7 +129,10 @@ def test_second_interrupt_aborts_the_running_analysis(short_tmp):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, stderr.read()
         assert time.monotonic() - started < 20
-        assert hello_state(database)[0] == "leased"     # aborted: re-queued once the lease runs out
+        # Aborted and handed back before the monitor stopped: queued again, the attempt not counted.
+        assert hello_state(database) == ("queued", 0)
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT attempts, leased_by FROM version").fetchall() == [(0, "")]
         assert processes_mentioning(str(config)) == {}
     finally:
         kill_leftovers(config, proc)

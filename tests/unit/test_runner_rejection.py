@@ -70,3 +70,17 @@ def test_a_job_whose_lease_is_gone_is_abandoned(runner, tmp_path):
     assert service.job is None
     service.step(T0.later(ACK_SECONDS))
     assert receive(work).type == "ready"        # its result was never sent
+
+
+def test_a_second_stop_request_hands_the_job_back(runner, tmp_path):
+    service, work = runner
+    give_job(service, work, tmp_path)
+    for _ in range(50):
+        service.step(T0)
+        if service.job is not None:
+            break
+    service.stop_requests = 2           # what a second SIGTERM does
+    service.step(T0.later(0.1))
+    sent = receive(work)
+    assert (sent.type, sent.fields["job"], sent.fields["lease"]) == ("release", 7, "t" * 32)
+    assert service.job is None and service.should_stop()
