@@ -19,6 +19,7 @@ from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.cli.common import open_store
 from kiskadee.cli.maintenance import add_db_commands
 from kiskadee.core.events import SourceEvent
+from kiskadee.core.states import FAILURES
 from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from kiskadee.results import render
 from kiskadee.sources.local import LocalFetcher, source_url
@@ -102,7 +103,7 @@ def cmd_analyze(args, settings: config.Config) -> int:
                               source_url=analyzed.url, sha256=analyzed.sha256, db=db)
     if not args.quiet:
         print(render.version_text(queries.version_report(version, top=args.top)))
-    incomplete = [run for run in analyzed.runs if run.status in ("failed", "timeout")]
+    incomplete = [run for run in analyzed.runs if run.status in FAILURES]
     return EXIT_ANALYSIS_INCOMPLETE if incomplete else EXIT_OK
 
 

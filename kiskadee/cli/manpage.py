@@ -180,7 +180,7 @@ def kiskadee_toml_5(text: str) -> str:
 
 def write(output: Path, config_file: Path = SHIPPED_CONFIG) -> List[Path]:
     """Write both pages under ``output`` (man1/, man5/); the files written."""
-    from kiskadee.cli import build_parser     # the whole command, only when writing pages
+    from kiskadee.cli import build_parser  # the whole command, only when writing pages
 
     pages = {output / "man1" / "kiskadee.1": kiskadee_1(build_parser()),
              output / "man5" / "kiskadee.toml.5": kiskadee_toml_5(config_file.read_text(encoding="utf-8"))}

@@ -30,9 +30,8 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from kiskadee.config import Config, ServiceConfig
+from kiskadee.config import Config
 from kiskadee.errors import EXIT_OK
-from kiskadee.service import access
 from kiskadee.service.loop import Instant, read_clock
 from kiskadee.service.progress import Progress
 
@@ -289,14 +288,8 @@ def _stat(path: Optional[str]) -> Optional[Tuple[int, int, int]]:
     return info.st_ino, info.st_mtime_ns, info.st_ctime_ns
 
 
-def make_runtime_dir(service: ServiceConfig) -> None:
-    """Create the directory for the sockets (0700) if missing; ConfigError if others could write it."""
-    access.ensure_runtime_dirs(service)
-
-
 def run(settings: Config, config_path: Optional[str], verbosity: int) -> int:
     """``kiskadee run``: supervise the monitor, the runners and the fetchers until stopped."""
-    make_runtime_dir(settings.service)     # the children check it too; failing here fails once, not per child
     supervisor = Supervisor(settings, config_path, verbosity)
     previous = {signum: signal.signal(signum, supervisor.on_signal) for signum in STOP_SIGNALS}
     handlers = logging.getLogger().handlers

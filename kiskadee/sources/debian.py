@@ -23,9 +23,10 @@ from debian import deb822
 from kiskadee.core import versions
 from kiskadee.core.events import DownloadedSource, SourceEvent
 from kiskadee.errors import ConfigError, SourceError
-from kiskadee.sources.download import download as download_url
-from kiskadee.sources.download import DEFAULT_DEADLINE, open_url
 from kiskadee.sources.debian_c import looks_like_c
+from kiskadee.sources.download import DEFAULT_DEADLINE
+from kiskadee.sources.download import download as download_url
+from kiskadee.sources.download import open_url
 from kiskadee.sources.fetcher import Fetcher
 from kiskadee.sources.state import PassMemory
 

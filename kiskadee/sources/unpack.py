@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import IO, Iterator, Optional, Set, Tuple
 
 from kiskadee.errors import SourceError
-from kiskadee.sources.archives import (CHUNK, DIR, HARDLINK, KINDS, MAX_LINK_TARGET, NOT_UTF8, SYMLINK,
-                                       Member, Opener, detect_format, refuse, shown, tar_members,
-                                       zip_members)
+from kiskadee.sources.archives import (CHUNK, DIR, HARDLINK, KINDS, MAX_LINK_TARGET, NOT_UTF8, SYMLINK, Member, Opener,
+                                       detect_format, refuse, shown, tar_members, zip_members)
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import datetime
 import json
 import logging
 from collections import defaultdict
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from kiskadee.core import versions
 from kiskadee.core.states import VersionState
@@ -27,7 +27,8 @@ class Catalog:
 
     The monitor is not the only writer: ``kiskadee analyze`` records the
     versions it analyzes in the same database, behind this cache. ``flush``
-    therefore inserts with OR IGNORE and counts what it inserted; only when
+    therefore inserts with OR IGNORE and counts what it inserted (the rows the
+    driver reports changed, not a look-up per row); only when
     a row was already there does it read the packages concerned back, so the
     version another writer recorded is taken as known and the hot path stays
     free of look-ups.
@@ -36,6 +37,11 @@ class Catalog:
     def __init__(self, policy: QueuePolicy, version_chars: int = versions.MAX_LENGTH):
         self.policy = policy
         self.version_chars = version_chars
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything cached and pending (at start, or after the transaction it stood for was
+        rolled back): each fetcher's packages and versions are read again at its next event."""
         self._fetchers: Dict[str, int] = {}
         self._packages: Dict[Tuple[int, str], int] = {}
         self._known: Dict[int, set] = {}            # package id -> version numbers
@@ -79,7 +85,7 @@ class Catalog:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        inserted = _insert_many(
+        inserted = sql.execute_many(
             "INSERT OR IGNORE INTO version (package_id, number, state, source_url, sha256, event, created_at,"
             " queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", pending)
         if inserted < len(pending):
@@ -96,7 +102,7 @@ class Catalog:
         """
         new, self._new_packages = self._new_packages, {}
         # OR IGNORE: a package another writer ('kiskadee analyze') added meanwhile is taken as it is.
-        inserted = _insert_many("INSERT OR IGNORE INTO package (fetcher_id, name, created_at) VALUES (?, ?, ?)",
+        inserted = sql.execute_many("INSERT OR IGNORE INTO package (fetcher_id, name, created_at) VALUES (?, ?, ?)",
                                 [(*key, created) for key, created in new.items()])
         real: Dict[Tuple[int, str], int] = {}
         names = defaultdict(list)
@@ -106,7 +112,7 @@ class Catalog:
             for start in range(0, len(all_names), NAMES_PER_QUERY):
                 chunk = all_names[start:start + NAMES_PER_QUERY]
                 rows = sql.execute(f"SELECT id, name FROM package WHERE fetcher_id = ? AND name IN"
-                            f" ({', '.join('?' * len(chunk))})", fetcher_id, *chunk)
+                                   f" ({', '.join('?' * len(chunk))})", fetcher_id, *chunk)
                 real.update(((fetcher_id, name), package_id) for package_id, name in rows)
         ids = {}
         for key in new:
@@ -115,13 +121,6 @@ class Catalog:
             self._known.setdefault(package_id, set()).update(self._known.pop(provisional))
             self._newest[package_id] = self._newest.pop(provisional)
         return ids, inserted < len(new)
-
-    def reset(self) -> None:
-        """Forget everything cached and pending: the transaction it stood for was rolled back.
-
-        Each fetcher's packages and versions are read again at its next event.
-        """
-        self.__init__(self.policy, self.version_chars)
 
     def _wanted(self, package_id: int, number: str, scheme: str) -> bool:
         if self.policy.analyze == "every":
@@ -155,7 +154,7 @@ class Catalog:
             self._packages[(fetcher_id, name)] = package_id
             package_ids.append(package_id)
         rows = sql.execute("SELECT v.package_id, v.number, v.state FROM version v JOIN package p"
-                    " ON p.id = v.package_id WHERE p.fetcher_id = ?", fetcher_id)
+                           " ON p.id = v.package_id WHERE p.fetcher_id = ?", fetcher_id)
         self._remember(package_ids, rows, scheme)
 
     def _reload(self, package_ids: Iterable[int]) -> None:
@@ -186,18 +185,3 @@ class Catalog:
             # A version stored before versions were checked may not compare: it is left out.
             valid = [number for number in numbers if versions.is_valid(scheme, number, self.version_chars)]
             self._newest[package_id] = versions.newest(scheme, valid) if valid else None
-
-
-def _insert_many(statement: str, rows: Sequence[Sequence]) -> int:
-    """Run an INSERT OR IGNORE for each of ``rows``; how many rows it inserted.
-
-    SQLite's count of changes on this connection, read before and after:
-    two cheap statements per batch instead of a look-up per row.
-    """
-    before = _changes()
-    sql.execute_many(statement, rows)
-    return _changes() - before
-
-
-def _changes() -> int:
-    return sql.execute("SELECT total_changes()").fetchone()[0]

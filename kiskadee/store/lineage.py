@@ -52,8 +52,8 @@ def _comparator(scheme: str) -> Callable[[str, str], int]:
 def analyzed_versions(package: Package) -> List[Tuple[int, str]]:
     """(id, number) of the package's analyzed versions, oldest first by its version rules."""
     rows = sql.execute("SELECT DISTINCT v.id, v.number FROM version v JOIN analysis a ON a.version_id = v.id"
-                f" WHERE v.package_id = ? AND a.status IN ({_COMPLETED_MARKS})",
-                package.id, *_COMPLETED).fetchall()
+                       f" WHERE v.package_id = ? AND a.status IN ({_COMPLETED_MARKS})",
+                       package.id, *_COMPLETED).fetchall()
     key = functools.cmp_to_key(_comparator(scheme_of(package)))
     return sorted(rows, key=lambda row: key(row[1]))
 
@@ -83,7 +83,7 @@ def link(version: Version) -> None:
     version.previous_id = previous_id      # the caller may save() this instance afterwards
     sql.execute("UPDATE version SET previous_id = ? WHERE id = ?", previous_id, version.id)
     analyzed = sql.execute(f"SELECT 1 FROM analysis WHERE version_id = ? AND status IN ({_COMPLETED_MARKS})"
-                    " LIMIT 1", version.id, *_COMPLETED).fetchone()
+                           " LIMIT 1", version.id, *_COMPLETED).fetchone()
     if after and analyzed:
         sql.execute("UPDATE version SET previous_id = ? WHERE id = ?", version.id, after[0][0])
 
@@ -118,8 +118,8 @@ def _occurrences(package_id: int, fingerprints: List[str], version_ids: Collecti
         chunk = fingerprints[start:start + CHUNK]
         marks = ", ".join("?" * len(chunk))
         rows = sql.execute("SELECT f.fingerprint, a.version_id FROM finding f"
-                    " JOIN analysis a ON a.id = f.analysis_id JOIN version v ON v.id = a.version_id"
-                    f" WHERE v.package_id = ? AND f.fingerprint IN ({marks})", package_id, *chunk)
+                           " JOIN analysis a ON a.id = f.analysis_id JOIN version v ON v.id = a.version_id"
+                           f" WHERE v.package_id = ? AND f.fingerprint IN ({marks})", package_id, *chunk)
         for fingerprint, version_id in rows:
             if version_id in version_ids:
                 seen.setdefault(fingerprint, set()).add(version_id)

@@ -29,8 +29,7 @@ from typing import List, Optional, Sequence
 import peewee
 
 from kiskadee.core.runs import AnalyzerRun
-from kiskadee.core.states import (FAILURES, IN_QUEUE, RETRYABLE, ForbiddenTransition, VersionState,
-                                   check_transition)
+from kiskadee.core.states import FAILURES, IN_QUEUE, RETRYABLE, ForbiddenTransition, VersionState, check_transition
 from kiskadee.store.db import retry_when_busy, write_transaction
 from kiskadee.store.models import Version, utcnow
 from kiskadee.store.results import VersionKey, get_version, store_runs
@@ -89,9 +88,14 @@ def holder(job_id: int, runner: str, token: str) -> Version:
         raise LeaseRefused(f"job {job_id} is {job.state}, not leased")
     if job.leased_by != runner:
         raise LeaseRefused(f"job {job_id} is leased to another runner")
-    if not token or not secrets.compare_digest(job.lease_token.encode(), token.encode()):
+    if not _token_matches(job, token):
         raise LeaseRefused(f"job {job_id}: that is not the lease token the monitor issued")
     return job
+
+
+def _token_matches(job: Version, token: str) -> bool:
+    """Whether ``token`` is the lease token the monitor issued with ``job`` (never an empty one)."""
+    return bool(token) and secrets.compare_digest(job.lease_token.encode(), token.encode())
 
 
 def hand_back(job_id: int, runner: str, token: str) -> Version:
@@ -152,8 +156,7 @@ def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: Que
     """
     runner, token = fields.get("runner", ""), fields.get("lease", "")
     job = Version.get_or_none(Version.id == job_id)
-    if (job is not None and job.state not in IN_QUEUE and token and job.leased_by == runner
-            and secrets.compare_digest(job.lease_token.encode(), token.encode())):
+    if job is not None and job.state not in IN_QUEUE and job.leased_by == runner and _token_matches(job, token):
         return "duplicate"
     job = holder(job_id, runner, token)
     if fields.get("error"):

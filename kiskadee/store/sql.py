@@ -20,6 +20,6 @@ def execute(statement: str, *params):
     return database.execute_sql(_marked(statement), params)
 
 
-def execute_many(statement: str, rows: Iterable[Sequence]) -> None:
-    """Run one statement for each of ``rows``."""
-    database.cursor().executemany(_marked(statement), rows)
+def execute_many(statement: str, rows: Iterable[Sequence]) -> int:
+    """Run one statement for each of ``rows``; how many rows it changed (an ignored INSERT changes none)."""
+    return database.cursor().executemany(_marked(statement), rows).rowcount

@@ -22,8 +22,8 @@ from typing import Dict, Iterable, List, Optional
 import kiskadee.analysis.driver
 from kiskadee.analysis.analyzers.base import Analyzer, Coverage, ReportError
 from kiskadee.analysis.driver import index
-from kiskadee.core.findings import Finding
 from kiskadee.config import COMPILED_MODES
+from kiskadee.core.findings import Finding
 from kiskadee.errors import ConfigError
 
 log = logging.getLogger(__name__)
