@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 SEVERITIES = ("high", "medium", "low", "info")   # most severe first
 
@@ -31,13 +31,18 @@ class Finding:
     message: str
     column: int = 0
     function: str = ""
-    cwe: Optional[int] = None
+    cwe: Optional[int] = None       # the main CWE: the first of ``cwes``
+    cwes: Tuple[int, ...] = ()      # every CWE the tool gives, the main one first
     fingerprint: str = ""
     rank: float = 0.0
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
+        if self.cwes and self.cwe is None:
+            self.cwe = self.cwes[0]
+        elif self.cwe is not None and self.cwe not in self.cwes:
+            self.cwes = (self.cwe,) + tuple(self.cwes)
 
 
 class SourceLines:

@@ -303,6 +303,13 @@ LEASE_TOKENS = [
     "ALTER TABLE version ADD COLUMN lease_token TEXT NOT NULL DEFAULT ''",
 ]
 
+FINDING_CWES = [
+    # Every CWE a tool gives (flawfinder's 'CWE-119!/CWE-120'), comma-separated, the main
+    # one (finding.cwe) first.
+    "ALTER TABLE finding ADD COLUMN cwes TEXT NOT NULL DEFAULT ''",
+    "UPDATE finding SET cwes = CAST(cwe AS TEXT) WHERE cwe IS NOT NULL",
+]
+
 # The release views (new_finding, fixed_finding) compare an analyzer only where its status
 # is 'ok' on both versions: kiskadee.core.states.COMPLETED, which lineage and the diff use
 # too (tests/unit/test_states.py checks they agree). Changing that definition takes a new
@@ -316,6 +323,7 @@ MIGRATIONS = [
     Migration(6, "new_finding and fixed_finding leave out files an analyzer could not analyze", PER_FILE_VIEWS),
     Migration(7, "no separate finding index on analysis_id", FEWER_FINDING_INDEXES),
     Migration(8, "lease tokens: results and heartbeats only from the lease holder", LEASE_TOKENS),
+    Migration(9, "every CWE of a finding", FINDING_CWES),
 ]
 
 LATEST = MIGRATIONS[-1].number

@@ -102,6 +102,7 @@ class Finding(BaseModel):
     function = peewee.TextField(default="")
     check_id = peewee.TextField()
     cwe = peewee.IntegerField(null=True)
+    cwes = peewee.TextField(default="")         # every CWE, the main one first: '119,120' (migration 9)
     severity = peewee.TextField()
     message = peewee.TextField()
     fingerprint = peewee.TextField()

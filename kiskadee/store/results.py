@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 FINDING_COLUMNS = (
     "analysis_id", "path", "line", "column", "function", "check_id",
-    "cwe", "severity", "message", "fingerprint", "rank", "survived",
+    "cwe", "cwes", "severity", "message", "fingerprint", "rank", "survived",
 )
 _BY_FINGERPRINT = operator.itemgetter(FINDING_COLUMNS.index("fingerprint"))
 
@@ -99,4 +99,4 @@ def insert_findings(analysis_id: int, findings: Iterable[Finding],
 def _row(analysis_id: int, f: Finding, survived: int = 0) -> Tuple:
     rank = ranking.with_survival(f.rank, survived) if survived else f.rank
     return (analysis_id, f.path, f.line, f.column, f.function, f.check_id,
-            f.cwe, f.severity, f.message, f.fingerprint, rank, survived)
+            f.cwe, ",".join(map(str, f.cwes)), f.severity, f.message, f.fingerprint, rank, survived)
