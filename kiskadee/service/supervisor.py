@@ -148,7 +148,7 @@ class Supervisor:
         self.progress = Progress(settings, verbosity)
         relay = self.progress.relay
         self.monitor = Child("monitor", command + ["monitor"], relay=relay)
-        count = settings.runner.count or os.cpu_count() or 1
+        count = settings.runner.runners()
         self.runners = [Child(f"runner-{i}", command + ["runner", "--name", f"runner-{i}"], relay=relay)
                         for i in range(count)]
         self.fetchers = polling_fetchers(settings, command, relay)

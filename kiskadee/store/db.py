@@ -8,11 +8,22 @@ then writes cannot wait for the lock once it holds a snapshot, and SQLite
 answers "database is locked" at once, whatever the busy timeout. Taking the
 lock at BEGIN waits up to the busy timeout instead; a lock still held then
 is ``DatabaseBusy`` (exit 5), never a traceback.
+
+Who may read: whoever may read the file. Under systemd that is root, the
+user kiskadee and the group kiskadee (the file is 0640). A reader without
+write access opens it read-only. In WAL mode such a reader needs the
+``-shm`` file to exist, which it cannot create, so every writer returns the
+file to rollback-journal mode when it closes the database last
+(``close_database``): with the service stopped, the group reads the plain
+file; while it runs, the monitor's ``-wal`` and ``-shm`` files are there.
 """
 
 import contextlib
+import grp
 import logging
+import os
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -39,29 +50,86 @@ def open_database(path: str, *, schema: str = "upgrade", busy_timeout_ms: int = 
     existing database at the latest schema; "as-is" opens (or creates) the
     file and leaves the schema alone, for ``kiskadee db``.
     """
+    read_only = False
     if path != ":memory:":
         if schema == "current" and not Path(path).exists():
             raise DatabaseError(f"{path}: no such database; create it with 'kiskadee db upgrade'")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        read_only = _read_only(Path(path))
+    pragmas = {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "synchronous": "normal",
+        "busy_timeout": busy_timeout_ms,
+        "cache_size": -65536,               # 64 MiB: bulk finding inserts touch random index pages
+    }
+    if read_only:
+        del pragmas["journal_mode"]         # a reader cannot change it, nor needs to
     db = peewee.SqliteDatabase(
-        path,
+        f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro" if read_only else path,
+        uri=read_only,
         lock_type="IMMEDIATE",              # every transaction writes: take the write lock at BEGIN
-        pragmas={
-            "journal_mode": "wal",
-            "foreign_keys": 1,
-            "synchronous": "normal",
-            "busy_timeout": busy_timeout_ms,
-            "cache_size": -65536,           # 64 MiB: bulk finding inserts touch random index pages
-        },
+        pragmas=pragmas,
     )
+    db.kiskadee_path = path
     try:
         db.connect(reuse_if_open=True)
         database.initialize(db)
-        _check_schema(db, path, schema)
+        _check_schema(db, path, "current" if read_only and schema == "upgrade" else schema)
     except peewee.DatabaseError as exc:
         db.close()
+        if read_only and "readonly" in str(exc):
+            raise DatabaseError(f"{path}: cannot read the database without write access to "
+                                f"{Path(path).parent}: it was left in WAL mode with no -shm file "
+                                "(closed by a program other than kiskadee); start the monitor, or run "
+                                "'kiskadee db status' once as its owner") from None
         raise DatabaseError(f"{path}: cannot open database: {exc}") from None
     return db
+
+
+def close_database(db: peewee.Database) -> None:
+    """Close ``db``; the last writer to close returns the file to rollback-journal mode.
+
+    Then readers without write access can open it while no kiskadee process
+    has it open (see the module's docstring). While other connections are
+    open the switch fails at once, and the last of them makes it.
+    """
+    if db.is_closed():
+        return
+    if not getattr(db, "connect_params", {}).get("uri") and db.database != ":memory:":
+        try:
+            db.execute_sql("PRAGMA busy_timeout = 0")
+            db.execute_sql("PRAGMA journal_mode = delete")
+        except peewee.DatabaseError:
+            pass                            # another connection is open: it will, when it closes
+    db.close()
+
+
+def close_bound_database() -> None:
+    """Close the database the models are bound to, if one is open (at the end of a command)."""
+    if database.obj is not None:
+        close_database(database.obj)
+
+
+def _read_only(path: Path) -> bool:
+    """Whether the existing database at ``path`` must be opened read-only; DatabaseError if unreadable."""
+    if not path.exists():
+        return False
+    if not os.access(path, os.R_OK):
+        raise DatabaseError(f"{path}: permission denied: reading the database takes {_readers(path)}")
+    return not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+
+
+def _readers(path: Path) -> str:
+    """Who may read ``path``, for a refusal: its owner, and its group where the mode lets the group read."""
+    status = path.stat()
+    try:
+        group = grp.getgrgid(status.st_gid).gr_name
+    except KeyError:
+        group = str(status.st_gid)
+    if status.st_mode & 0o040:
+        return f"membership of the group {group!r} (an admin adds you: usermod -aG {group} $USER)"
+    return "the file owner's rights or root's"
 
 
 def _check_schema(db: peewee.Database, path: str, schema: str) -> None:
@@ -83,6 +151,10 @@ def write_transaction(db: peewee.Database) -> Iterator[None]:
         with db.atomic("IMMEDIATE"):
             yield
     except peewee.OperationalError as exc:
+        if "readonly" in str(exc):
+            raise DatabaseError(f"{getattr(db, 'kiskadee_path', db.database)}: permission denied: this command "
+                                "writes the database, which takes the rights of its owner (the kiskadee "
+                                "user under systemd) or root") from None
         if not _is_busy(exc):
             raise
         (timeout_ms,) = db.execute_sql("PRAGMA busy_timeout").fetchone()

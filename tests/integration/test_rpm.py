@@ -213,6 +213,8 @@ def install(machine: Machine) -> None:
                 f" {SITE_IN_MACHINE} > /etc/systemd/system/kiskadee-.service.d/python-dependencies.conf")
     # The operator's choice for this machine: cppcheck only (flawfinder is not installed system-wide here).
     machine.run("sed -i 's/^# analyzers = .*/analyzers = [\"cppcheck\"]/' /etc/kiskadee/kiskadee.toml")
+    # ... and one runner (runner.count; kiskadee-runner-generator starts more)
+    machine.run("sed -i 's/^# count = 0 .*/count = 1/' /etc/kiskadee/kiskadee.toml")
     machine.run("systemctl daemon-reload")       # Fedora's systemd rpm file triggers do this
     # Debian's presets enable every unit, Fedora's leave the bridge off until the operator configures the bus.
     machine.run("systemctl disable kiskadee-fedmsg-hub.service")
@@ -440,7 +442,8 @@ def test_stopping_the_target_mid_analysis_stores_the_result_without_another_atte
     monitor = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-monitor.service")]
     assert any(re.match(rf"kiskadee\.service\.monitor: job {job} from \S+: stored$", m) for m in monitor), monitor[-20:]
     runner = [entry["MESSAGE"] for entry in journal(machine, "kiskadee-runner@1.service")]
-    assert not any("no acknowledgement" in message for message in runner[-20:]), runner[-20:]
+    runner = runner[max(i for i, m in enumerate(runner) if m.endswith(f"job {job}: hello 2.12 from local")):]
+    assert not any("no acknowledgement" in message for message in runner), runner   # the first sending counted
 
 
 def entries_at(machine: Machine, unit: str, priority: str, text: str) -> list:
@@ -504,3 +507,86 @@ def test_an_upgrade_restarts_every_running_runner(machine):
     wait_until(lambda: all(machine.show(r, "InvocationID") not in ("", before[r]) and
                            machine.show(r, "SubState") == "running" for r in runners), 60, "both runners restarted")
     machine.run("systemctl stop kiskadee-runner@2.service")
+
+
+# who may read, where sources may be, how many runners ------------------------------
+
+def as_user(user: str) -> str:
+    """The prefix that runs a command in the machine as ``user`` with its groups."""
+    return (f"setpriv --reuid={user} --regid=$(id -g {user}) --init-groups "
+            f"env HOME=/ PYTHONPATH={SITE_IN_MACHINE} ")
+
+
+@pytest.mark.systemd
+def test_the_group_reads_the_database_with_the_service_stopped_and_others_are_told_why_not(machine):
+    machine.run("systemctl start kiskadee.target")
+    machine.run("kiskadee submit hello 2.20 /srv/kk/hello-2.10.tar.gz", env=SHELL_ENV)
+    machine.run("systemctl stop kiskadee.target", timeout=120)
+    wait_until(lambda: machine.show("kiskadee-monitor.service", "ActiveState") == "inactive", 60, "the monitor stopped")
+    machine.run("id alice >/dev/null 2>&1 || useradd -M -G kiskadee alice; id mallory >/dev/null 2>&1 || useradd -M mallory")
+    assert machine.run("stat -c '%a %U %G' /var/lib/kiskadee/kiskadee.db").strip() == "640 kiskadee kiskadee"
+    # The group reads, with the service stopped, both ways the README shows.
+    count = machine.run(as_user("alice") + "sqlite3 /var/lib/kiskadee/kiskadee.db "
+                        "\"SELECT COUNT(*) FROM version WHERE number = '2.20'\"")
+    assert count.strip() == "1"
+    status = machine.run(as_user("alice") + "kiskadee status; echo exit=$?", check=False)
+    assert "exit=0" in status and "error" not in status, status
+    # ... but may not write: the refusal says so and what it takes, with the exit status of a database error.
+    retry = machine.run(as_user("alice") + "kiskadee retry --state failed; echo exit=$?", check=False)
+    assert "permission denied" in retry and "exit=5" in retry, retry
+    # Someone outside the group is told at once why not, for reading and for submitting.
+    status = machine.run(as_user("mallory") + "kiskadee status; echo exit=$?", check=False)
+    assert "permission denied" in status and "usermod -aG kiskadee" in status and "exit=5" in status, status
+    machine.run("systemctl start kiskadee-monitor.socket")
+    started = time.monotonic()
+    submit = machine.run(as_user("mallory") + "kiskadee submit hello 2.21 /srv/kk/hello-2.10.tar.gz; echo exit=$?",
+                         check=False)
+    assert time.monotonic() - started < 10
+    assert "permission denied: /run/kiskadee/intake.sock" in submit and "exit=7" in submit, submit
+
+
+@pytest.mark.systemd
+def test_a_folder_in_home_is_fetched_and_analyzed_by_the_runner(machine):
+    machine.run("mkdir -p /home/releases && cp /srv/kk/hello-2.10.tar.gz /home/releases/hello-2.30.tar.gz"
+                " && chmod -R a+rX /home/releases && touch -d '1 hour ago' /home/releases/hello-2.30.tar.gz")
+    machine.run("cp /etc/kiskadee/kiskadee.toml /etc/kiskadee/kiskadee.toml.orig && "
+                "sed -i 's|^# path = \"\" .*|path = \"/home/releases\"|' /etc/kiskadee/kiskadee.toml")
+    try:
+        machine.run("systemctl start kiskadee.target && systemctl start kiskadee-fetch@directory.service", timeout=120)
+        wait_until(lambda: sql(machine, "SELECT v.state FROM version v JOIN package p ON p.id = v.package_id "
+                                        "JOIN fetcher f ON f.id = p.fetcher_id WHERE f.name = 'directory'") == "done",
+                   180, "hello 2.30 from /home analyzed")
+    finally:
+        machine.run("mv /etc/kiskadee/kiskadee.toml.orig /etc/kiskadee/kiskadee.toml")
+
+
+@pytest.mark.systemd
+def test_the_target_starts_runner_count_runners(machine):
+    machine.run("sed -i 's/^count = 1$/count = 3/' /etc/kiskadee/kiskadee.toml && systemctl daemon-reload")
+    runners = [f"kiskadee-runner@{n}.service" for n in (1, 2, 3)]
+    try:
+        machine.run("systemctl start kiskadee.target")
+        wait_until(lambda: all(machine.show(r, "SubState") == "running" for r in runners), 60, "three runners")
+        wait_until(lambda: "3 runners idle" in machine.show("kiskadee-monitor.service", "StatusText"), 30,
+                   "the monitor sees three runners")
+    finally:
+        machine.run("sed -i 's/^count = 3$/count = 1/' /etc/kiskadee/kiskadee.toml && systemctl daemon-reload"
+                    " && systemctl stop kiskadee-runner@2.service kiskadee-runner@3.service", timeout=120)
+    assert machine.run("ls /run/systemd/generator/kiskadee.target.wants/ 2>/dev/null || true").strip() == ""
+
+
+@pytest.mark.systemd
+def test_removing_the_packages_leaves_only_the_data_and_the_edited_configuration(machine):
+    site = machine.run("rpm -ql kiskadee | grep '/kiskadee/__init__.py$'").strip().rsplit("/", 2)[0]
+    machine.run("systemctl start kiskadee.target")        # every unit ran, as root too: nothing may stay behind
+    machine.run("kiskadee status >/dev/null; kiskadee --help >/dev/null", env=SHELL_ENV)
+    machine.run("rpm -e kiskadee-fedmsg kiskadee", timeout=180)
+    assert machine.run("rpm -qa 'kiskadee*'").strip() == ""
+    machine.run("rm -r /etc/systemd/system/kiskadee-.service.d")    # the test's own drop-in (install above)
+    left = machine.run(f"find {site}/kiskadee* /usr/lib/systemd /etc/systemd /usr/share/kiskadee "
+                       "/usr/share/doc/kiskadee /usr/bin/kiskadee -name '*kiskadee*' 2>/dev/null || true").split()
+    assert left == [], left
+    for unit in ("kiskadee-monitor.service", "kiskadee-runner@1.service"):
+        assert machine.show(unit, "ActiveState") == "inactive", unit
+    # What an admin keeps: the database and the configuration they edited.
+    assert machine.run("test -f /var/lib/kiskadee/kiskadee.db && echo kept").strip() == "kept"

@@ -45,7 +45,9 @@ def test_offline_security_exposure_is_at_most_3(service):
 
 
 def test_every_unit_parses_without_complaint_but_the_missing_programs():
-    result = subprocess.run(["systemd-analyze", "verify", *map(str, sorted(UNITS.iterdir()))],
+    units = sorted(path for path in UNITS.iterdir() if path.suffix in (".service", ".socket", ".timer", ".target"))
+    assert len(units) == 8
+    result = subprocess.run(["systemd-analyze", "verify", *map(str, units)],
                             capture_output=True, text=True, timeout=120)
     complaints = [line for line in result.stderr.splitlines()
                   if "is not executable" not in line and "kiskadee" in line]
