@@ -12,17 +12,18 @@ PYTEST_ARGS ?=
 
 all: test
 
-$(BIN)/kiskadee: setup.py requirements-test.txt
+# After the system packages: a system Python may lack venv's pip (Debian's python3-venv).
+$(BIN)/kiskadee: setup.py $(wildcard requirements.txt) requirements-test.txt | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e . -r requirements-test.txt
 	touch $@
 
 system-packages:
-	packaging/install-system-packages system-packages
+	PYTHON=$(PYTHON) packaging/install-system-packages system-packages
 
 test-packages:
-	packaging/install-system-packages system-packages test-packages
+	PYTHON=$(PYTHON) packaging/install-system-packages system-packages test-packages
 
 # As root the local sandbox runs analyzers as nobody, who cannot run this venv's
 # flawfinder: install one for every user (see the script).
@@ -31,7 +32,18 @@ shared-analyzers: system-packages
 
 setup: $(BIN)/kiskadee system-packages shared-analyzers
 
-test-setup: setup test-packages
+# CodeChecker reads kiskadee's SARIF in tests/integration/test_sarif_clients.py. It brings
+# numpy, matplotlib and sarif-tools (about 340 MB), so it gets its own environment in a cache
+# directory, where the test looks for it, rather than the venv.
+CODECHECKER ?= codechecker==6.29.1
+CODECHECKER_VENV ?= $(HOME)/.cache/kiskadee/codechecker
+
+$(CODECHECKER_VENV)/bin/CodeChecker: | system-packages
+	$(PYTHON) -m venv $(CODECHECKER_VENV)
+	$(CODECHECKER_VENV)/bin/pip install --quiet '$(CODECHECKER)'
+	touch $@
+
+test-setup: setup test-packages $(CODECHECKER_VENV)/bin/CodeChecker
 
 run: setup
 	$(BIN)/kiskadee run

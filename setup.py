@@ -23,6 +23,10 @@ setup(
         # firehose imports six without declaring it.
         "firehose>=0.5",
         "six>=1.10",
+        # Which function a finding is in, for analyzers that do not say (kiskadee.analysis.functions).
+        "tree-sitter>=0.22",
+        "tree-sitter-c>=0.21",
+        "tree-sitter-cpp>=0.22",
     ],
     extras_require={
         # The Anitya bridge inside fedmsg-hub (moksha.hub needs pkg_resources: setuptools < 82).

@@ -7,6 +7,11 @@ analysis, and, side by side, what plain ``sqlite3`` achieves for the same rows.
             ``queue.record_analysis(VersionKey(...), [AnalyzerRun(findings)], db=db)``,
             i.e. one transaction: get_version, Analyzer/Analysis rows,
             store.insert_findings (Finding -> tuple -> executemany), version update, commit.
+  kiskadee+ (with --added-analyzer) the same, but into a version that already holds another
+            analyzer's results of the same size (``kiskadee analyze --analyzers flawfinder``
+            after ``--analyzers cppcheck``): the stored findings are read back and every
+            finding of the version ranked again, the stored ones' ranks updated (not timed:
+            storing the first analyzer).
   sqlite3   a fresh file with kiskadee's schema (the statements of its migrations,
             so an identical ``finding`` table with its indexes and foreign key)
             and the same pragmas (WAL, synchronous=normal, foreign_keys=1);
@@ -20,7 +25,7 @@ repeated; it prints each rate, the medians and their ratio, by wall-clock
 time and by this process's CPU time (which load on the machine inflates less).
 Target: kiskadee stores at least 100,000 findings per second.
 
-Run:  .venv/bin/python bench/store_findings.py [--count 1000000] [--repeat 3]
+Run:  .venv/bin/python bench/store_findings.py [--count 1000000] [--repeat 3] [--added-analyzer]
 Takes a few minutes with the defaults on an idle 2-CPU machine, about ten under
 heavy load; --count 200000 is quicker.
 """
@@ -95,6 +100,22 @@ def time_kiskadee(findings: list, directory: Path, number: int) -> float:
     return elapsed, cpu
 
 
+def time_kiskadee_added(findings: list, directory: Path, number: int) -> float:
+    """Store ``findings`` as flawfinder's into a version that has as many of cppcheck's."""
+    db = open_database(str(directory / f"kiskadee+-{number}.db"))
+    key = VersionKey("bench", "synthetic", f"1.{number}")
+    queue.record_analysis(key, [AnalyzerRun("cppcheck", "2.10", "ok", duration=1.0,
+                                            findings=make_findings(len(findings), seed=2))], db=db)
+    run = AnalyzerRun("flawfinder", "2.0.19", "ok", duration=1.0, findings=findings)
+    started, cpu = time.perf_counter(), time.process_time()
+    queue.record_analysis(key, [run], db=db)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    stored = db.execute_sql("SELECT count(*) FROM finding").fetchone()[0]
+    db.close()
+    assert stored == 2 * len(findings), (stored, len(findings))
+    return elapsed, cpu
+
+
 def time_sqlite3(rows: list, directory: Path, number: int) -> float:
     conn = sqlite3.connect(directory / f"sqlite3-{number}.db", isolation_level=None)
     for pragma in ("journal_mode = wal", "foreign_keys = 1", "synchronous = normal"):
@@ -126,6 +147,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000, help="findings per run (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each variant (default 3)")
     parser.add_argument("--dir", help="where the database files go (default: a temp dir)")
+    parser.add_argument("--added-analyzer", action="store_true",
+                        help="also time storing a second analyzer into a version that has one (ranked again)")
     args = parser.parse_args()
     print(f"building {args.count:,} findings in memory (not timed)...", file=sys.stderr)
     findings = make_findings(args.count)
@@ -135,13 +158,15 @@ def main() -> None:
           f"{len({f.check_id for f in findings})} check ids, messages {lengths[0]}-{lengths[-1]} chars, "
           f"{sum(f.cwe is None for f in findings) / args.count:.0%} without CWE")
     print(f"SQLite {sqlite3.sqlite_version}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    rates = {"kiskadee": [], "sqlite3": []}
-    cpu_rates = {"kiskadee": [], "sqlite3": []}
+    timers = {"kiskadee": time_kiskadee, "sqlite3": time_sqlite3}
+    if args.added_analyzer:
+        timers["kiskadee+"] = time_kiskadee_added
+    rates = {variant: [] for variant in timers}
+    cpu_rates = {variant: [] for variant in timers}
     with tempfile.TemporaryDirectory(prefix="kk-store-", dir=args.dir) as tmp:
         for i in range(args.repeat):
-            for variant in (("kiskadee", "sqlite3") if i % 2 == 0 else ("sqlite3", "kiskadee")):
-                timer = time_kiskadee if variant == "kiskadee" else time_sqlite3
-                seconds, cpu = timer(findings if variant == "kiskadee" else rows, Path(tmp), i)
+            for variant in (list(timers) if i % 2 == 0 else list(reversed(timers))):
+                seconds, cpu = timers[variant](rows if variant == "sqlite3" else findings, Path(tmp), i)
                 rates[variant].append(args.count / seconds)
                 cpu_rates[variant].append(args.count / cpu)
                 print(f"  repetition {i + 1} {variant:9} {seconds:7.3f} s {args.count / seconds:11,.0f} findings/s"
@@ -153,6 +178,10 @@ def main() -> None:
         k, s = statistics.median(table["kiskadee"]), statistics.median(table["sqlite3"])
         print(f"by {label}: median kiskadee (record_analysis) {k:11,.0f} findings/s, "
               f"sqlite3 executemany {s:11,.0f} findings/s, ratio kiskadee/sqlite3 {k / s:.3f}")
+        if "kiskadee+" in table:
+            added = statistics.median(table["kiskadee+"])
+            print(f"by {label}: median kiskadee+ (a second analyzer, ranked again) {added:11,.0f} findings/s,"
+                  f" ratio kiskadee+/kiskadee {added / k:.3f}")
     k = statistics.median(rates["kiskadee"])
     print(f"target: >= {TARGET:,} findings/s through kiskadee (wall-clock): {'MET' if k >= TARGET else 'NOT MET'}")
 

@@ -263,8 +263,12 @@ class LimitsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunnerConfig:
-    count: int = 0                      # runners 'kiskadee run' starts; 0 means one per CPU
+    count: int = 0                      # runners to run ('kiskadee run', kiskadee.target); 0 means one per CPU
     heartbeat_seconds: float = 10.0
+
+    def runners(self) -> int:
+        """How many runners to run: ``count``, or one per CPU when it is 0."""
+        return self.count or os.cpu_count() or 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,6 +324,12 @@ class AnityaBusConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RankingConfig:
+    # A priors table from 'kiskadee ranking refit --output FILE'; '' is the one kiskadee ships.
+    priors: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
     analysis: AnalysisConfig = AnalysisConfig()
@@ -331,6 +341,7 @@ class Config:
     fetchers: FetchersConfig = FetchersConfig()
     anitya: AnityaBusConfig = AnityaBusConfig()
     limits: LimitsConfig = LimitsConfig()
+    ranking: RankingConfig = RankingConfig()
     source: str = "built-in defaults"   # where this configuration came from
 
 

@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from kiskadee.analysis.analyzers.base import Analyzer, ReportError
+from kiskadee.analysis.analyzers.base import Analyzer, ReportError, files_read, per_file_coverage
+from kiskadee.analysis.functions import FunctionIndex
 from kiskadee.analysis.sandbox.base import Limits, Sandbox
 from kiskadee.config import AnalysisConfig
 from kiskadee.core import languages, ranking
@@ -78,33 +79,43 @@ def analyze_tree(
     """
     found = languages.detect(tree)
     log.info("languages in %s: %s", tree.name, found or "none recognized")
+    functions = FunctionIndex(tree)     # shared: each file is parsed once for every analyzer
     runs = []
     for analyzer in analyzers:
         if progress:
             progress(analyzer.name)
-        runs.append(run_analyzer(analyzer, tree, sandbox, limits, found, work_dir))
+        runs.append(run_analyzer(analyzer, tree, sandbox, limits, found, work_dir, functions))
     ranking.rank({run.analyzer: run.findings for run in runs})
     return runs
 
 
 def run_analyzer(
     analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, found: Dict[str, int],
-    work_dir: Optional[str] = None,
+    work_dir: Optional[str] = None, functions: Optional[FunctionIndex] = None,
 ) -> AnalyzerRun:
     """Run one analyzer; every failure becomes a status, never an exception.
 
     Except SandboxUnavailable: the analyzer did not fail, the sandbox could not
-    run it now, so it propagates and the runner re-queues the job.
+    run it now, so it propagates and the runner re-queues the job. Findings
+    whose analyzer names no function get one from ``functions`` (made for
+    ``tree`` when None).
     """
+    wanted = " or ".join(sorted(analyzer.languages))
     if not analyzer.languages & set(found):
-        wanted = " or ".join(sorted(analyzer.languages))
         return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "skipped", error=f"no {wanted} files")
+    if analyzer.file_suffixes and not files_read(tree, analyzer.file_suffixes, analyzer.skips_dot_directories):
+        return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "skipped", error=f"no {wanted} file it reads")
     with tempfile.TemporaryDirectory(prefix=f"kk-{analyzer.name}-", dir=work_dir) as scratch:
         try:
-            return _run(analyzer, tree, sandbox.for_analyzer(analyzer.name), limits, Path(scratch))
+            run = _run(analyzer, tree, sandbox.for_analyzer(analyzer.name), limits, Path(scratch))
         except AnalyzerUnavailable as exc:
             log.error("%s: %s", analyzer.name, exc)
             return AnalyzerRun(analyzer.name, UNKNOWN_VERSION, "failed", error=str(exc))
+    # After the fingerprints: they use only the function the tool itself names, and do not
+    # change with the parser's reading of the source.
+    assign_fingerprints(analyzer.name, run.findings, tree)
+    (functions or FunctionIndex(tree)).fill(run.findings)
+    return run
 
 
 def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scratch: Path) -> AnalyzerRun:
@@ -125,12 +136,28 @@ def _run(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scrat
         run.error = f"exited with status {execution.returncode}: {execution.tail[-1000:]}"
     else:
         _read_report(analyzer, run, report, tree)
-    coverage = analyzer.coverage(output)
-    if coverage is not None:
-        for field in dataclasses.fields(coverage):
-            setattr(run, field.name, getattr(coverage, field.name))
+    _record_coverage(analyzer, run, output, report, tree)
     log.info("%s: %s in %.1f s, %d findings", analyzer.name, run.status, run.duration, len(run.findings))
     return run
+
+
+def _record_coverage(analyzer: Analyzer, run: AnalyzerRun, output: Path, report: Path, tree: Path) -> None:
+    """What the run analyzed, for analyzers that count files; no file at all is a skipped run."""
+    coverage = analyzer.coverage(output)
+    if coverage is None and run.status == "ok":
+        coverage = per_file_coverage(analyzer, report, tree)
+    if coverage is None:
+        return
+    if run.status == "ok" and coverage.files_analyzed + coverage.files_failed == 0:
+        # A compiling analyzer found only headers (or, for gcc, C++ sources): like any skipped
+        # run it has no coverage, not one of "0 of 0 files".
+        wanted = " or ".join(sorted(analyzer.languages))
+        run.status = "skipped"
+        run.error = f"no {wanted} source file to compile (headers are not compiled on their own)"
+        run.error += f"; build mode not used: {coverage.fallback}" if coverage.fallback else ""
+        return
+    for field in dataclasses.fields(coverage):
+        setattr(run, field.name, getattr(coverage, field.name))
 
 
 def _read_report(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path) -> None:
@@ -143,7 +170,6 @@ def _read_report(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path)
     if unfinished:
         run.status = "timeout"
     run.error = "; ".join(text for text in (unfinished, problems) if text)
-    assign_fingerprints(analyzer.name, run.findings, tree)
 
 
 def _keep_partial(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path) -> None:
@@ -156,7 +182,6 @@ def _keep_partial(analyzer: Analyzer, run: AnalyzerRun, report: Path, tree: Path
     if findings:
         run.findings = findings
         run.error += f"; kept the {len(findings)} findings reported before it was stopped"
-        assign_fingerprints(analyzer.name, run.findings, tree)
 
 
 def tool_version(analyzer: Analyzer, tree: Path, sandbox: Sandbox, limits: Limits, scratch: Path) -> str:

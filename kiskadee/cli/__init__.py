@@ -13,8 +13,9 @@ import sys
 from typing import List, Optional
 
 from kiskadee import __version__, config, logs
-from kiskadee.cli import analyze, common, curation, images, maintenance, services
+from kiskadee.cli import analyze, common, curation, images, maintenance, ranking, services
 from kiskadee.errors import KiskadeeError
+from kiskadee.store.db import close_bound_database
 
 # The commands that bind or reach the monitor's sockets: the runtime directory is checked before they start.
 SOCKET_COMMANDS = ("monitor", "runner", "run", "submit", "fetch")
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     database = common.database_option()
-    for group in (analyze, services, images, curation, maintenance):
+    for group in (analyze, services, images, curation, maintenance, ranking):
         group.add_commands(commands, database)
     return parser
 
@@ -81,6 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not _stdout_closed():
             raise
         return EXIT_BROKEN_PIPE
+    finally:
+        close_bound_database()      # the last one out leaves the file readable by the group (store.db)
 
 
 def _stdout_closed() -> bool:

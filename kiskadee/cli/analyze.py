@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from kiskadee import config
 from kiskadee.analysis.analyzers import make_analyzers, registry
@@ -18,16 +18,19 @@ from kiskadee.analysis.sandbox import make_sandbox
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.cli.common import open_store
 from kiskadee.cli.maintenance import add_db_commands
+from kiskadee.core import ranking
 from kiskadee.core.events import SourceEvent
+from kiskadee.core.findings import Finding
 from kiskadee.core.states import FAILURES
-from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE
+from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE, NotFoundError, UsageError
 from kiskadee.results import render
 from kiskadee.sources.local import LocalFetcher, source_url
+from kiskadee.sources.names import package_name
 from kiskadee.sources.prepare import guess_name_version
 from kiskadee.store import queries
 from kiskadee.store.migrations import LATEST, current_version, upgrade
 from kiskadee.store.queue import record_analysis
-from kiskadee.store.results import VersionKey
+from kiskadee.store.results import StoredFinding, VersionKey, stored_findings
 
 
 def add_commands(commands, database) -> None:
@@ -68,6 +71,8 @@ def _add_show(commands, database) -> None:
     cmd.add_argument("--top", type=int, metavar="N", help="only the N best-ranked findings")
     cmd.add_argument("--fetcher", metavar="NAME",
                      help="the package as this fetcher knows it, when several have it (see 'kiskadee packages')")
+    cmd.add_argument("--explain", metavar="FINGERPRINT",
+                     help="instead, the terms that make the rank of the finding with this fingerprint (or prefix)")
     cmd.set_defaults(func=cmd_show)
 
 
@@ -90,8 +95,9 @@ def cmd_analyze(args, settings: config.Config) -> int:
         print(f"kiskadee: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     guessed_name, guessed_version = guess_name_version(args.source)
-    event = SourceEvent("local", args.name or guessed_name, args.version_number or guessed_version,
+    event = SourceEvent("local", args.name or package_name(guessed_name), args.version_number or guessed_version,
                         source_url=source_url(args.source))
+    priors = ranking.load_priors(settings.ranking.priors)     # a bad table fails now, not after the analysis
     db = open_store(args, settings)
     analysis = settings.analysis
     with _progress(args.quiet, analysis.work_dir) as progress:
@@ -100,7 +106,7 @@ def cmd_analyze(args, settings: config.Config) -> int:
                                   Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes),
                                   analysis, progress)
     version = record_analysis(VersionKey(event.fetcher, event.package, event.version), analyzed.runs,
-                              source_url=analyzed.url, sha256=analyzed.sha256, db=db)
+                              source_url=analyzed.url, sha256=analyzed.sha256, db=db, table=priors)
     if not args.quiet:
         print(render.version_text(queries.version_report(version, top=args.top)))
     incomplete = [run for run in analyzed.runs if run.status in FAILURES]
@@ -218,9 +224,53 @@ def cmd_packages(args, settings: config.Config) -> int:
 def cmd_show(args, settings: config.Config) -> int:
     open_store(args, settings, schema="current")
     version = queries.find_version(args.package, args.version, fetcher=args.fetcher)
+    if args.explain:
+        data = rank_explanation(stored_findings(version.id), args.explain,
+                                ranking.load_priors(settings.ranking.priors))
+        print(render.as_json(data) if args.format == "json" else _explanation_text(data))
+        return EXIT_OK
     data = queries.version_report(version, top=args.top)
     print(render.as_json(data) if args.format == "json" else render.version_text(data))
     return EXIT_OK
+
+
+def rank_explanation(stored: Sequence[StoredFinding], fingerprint: str,
+                     table: Optional[ranking.Priors] = None) -> Dict:
+    """The named terms of the rank of the one stored finding whose fingerprint starts with ``fingerprint``.
+
+    Recomputed from all the version's stored findings with the priors ``table``
+    (``ranking.priors``; the shipped ones when None); ``stored rank`` is what the
+    database holds (it differs after a change of priors, until 'kiskadee db rerank').
+    """
+    matches = [s for s in stored if s.finding.fingerprint.startswith(fingerprint.lower())]
+    if len({s.finding.fingerprint for s in matches}) > 1:
+        raise UsageError(f"{len(matches)} findings have a fingerprint starting with {fingerprint}; give more of it")
+    if not matches:
+        raise NotFoundError(f"no finding of this version has the fingerprint {fingerprint}")
+    target = matches[0]
+    by_analyzer: Dict[str, List[Finding]] = {}
+    for s in stored:
+        by_analyzer.setdefault(s.analyzer, []).append(s.finding)
+    terms = ranking.explain(by_analyzer, target.analyzer, target.finding, table)
+    terms["survival"] = ranking.survival_weight(target.survived) + 0.0    # never -0.0
+    finding = target.finding
+    return {"analyzer": target.analyzer, "check_id": finding.check_id, "path": finding.path, "line": finding.line,
+            "severity": finding.severity, "cwe": finding.cwe, "fingerprint": finding.fingerprint,
+            "survived": target.survived, "terms": terms, "rank": round(sum(terms.values()), 3),
+            "stored_rank": target.rank,
+            "check_precision": round(ranking.check_precision(target.analyzer, finding.check_id, table), 3)}
+
+
+def _explanation_text(data: Dict) -> str:
+    cwe = f", CWE-{data['cwe']}" if data["cwe"] else ""
+    lines = [f"{data['analyzer']} {data['check_id']} at {data['path']}:{data['line']} ({data['severity']}{cwe})",
+             f"fingerprint {data['fingerprint']}"]
+    notes = {"check precision": f"estimated share of real findings {data['check_precision']:.0%}",
+             "survival": f"in {data['survived']} earlier release(s)"}
+    for name, value in data["terms"].items():
+        lines.append(f"  {name:<24}{value:>8.3f}  {notes.get(name, '')}".rstrip())
+    lines.append(f"  {'rank':<24}{data['rank']:>8.3f}  stored {data['stored_rank']:.3f}")
+    return "\n".join(lines)
 
 
 def cmd_db_upgrade(args, settings: config.Config) -> int:

@@ -1,13 +1,17 @@
-"""``kiskadee prune`` and ``kiskadee db backup``: keeping the database small and safe."""
+"""``kiskadee prune``, ``kiskadee db backup`` and ``db rerank``: keeping the database small, safe and current."""
 
 import argparse
 from pathlib import Path
 
 from kiskadee import config
 from kiskadee.cli.common import open_store
+from kiskadee.core import ranking
 from kiskadee.errors import EXIT_OK, DatabaseError
 from kiskadee.store.backup import backup
+from kiskadee.store.db import write_transaction
+from kiskadee.store.models import Version
 from kiskadee.store.prune import prune
+from kiskadee.store.results import rerank
 
 
 def add_commands(commands, database) -> None:
@@ -35,6 +39,13 @@ def add_db_commands(actions, database) -> None:
                     "opens at the same schema.")
     cmd.add_argument("file", metavar="FILE", type=Path)
     cmd.set_defaults(func=cmd_db_backup)
+    cmd = actions.add_parser(
+        "rerank", parents=[database], help="rank every stored finding again with the current priors",
+        description="Rank the findings of every version again, with the priors table of ranking.priors "
+                    "(or the shipped one) and the survival counts stored: after changing ranking.priors, "
+                    "or on a database whose findings were ranked by an older kiskadee. One version per "
+                    "transaction, so it is safe while the service runs.")
+    cmd.set_defaults(func=cmd_db_rerank)
 
 
 def _at_least_one(text: str) -> int:
@@ -48,8 +59,9 @@ def _at_least_one(text: str) -> int:
 
 
 def cmd_prune(args, settings: config.Config) -> int:
+    table = ranking.load_priors(settings.ranking.priors)
     db = open_store(args, settings, schema="current")
-    report = prune(db, args.keep, package=args.package, fetcher=args.fetcher, dry_run=args.dry_run)
+    report = prune(db, args.keep, package=args.package, fetcher=args.fetcher, dry_run=args.dry_run, table=table)
     verb = "would prune" if args.dry_run else "pruned"
     for version in report.pruned:
         print(f"{verb} {version.package} {version.number} ({version.fetcher}):"
@@ -69,4 +81,18 @@ def cmd_db_backup(args, settings: config.Config) -> int:
         raise DatabaseError(f"{path}: no such database")
     schema = backup(open_store(args, settings, schema="as-is"), args.file)
     print(f"{path}: copied to {args.file}, schema {schema}")
+    return EXIT_OK
+
+
+def cmd_db_rerank(args, settings: config.Config) -> int:
+    table = ranking.load_priors(settings.ranking.priors)
+    db = open_store(args, settings, schema="current")
+    versions = [row.id for row in Version.select(Version.id).order_by(Version.id)]
+    changed = 0
+    for version_id in versions:
+        with write_transaction(db):
+            changed += rerank(version_id, table=table)
+    priors = settings.ranking.priors or "the shipped priors"
+    print(f"{args.db or settings.database.path}: ranked {len(versions)} versions again with {priors}:"
+          f" {changed} findings changed rank")
     return EXIT_OK

@@ -24,8 +24,11 @@ class AnalyzerRun:
     failed_files: str = ""
 
     def to_wire(self) -> dict:
-        """As a plain object for a result message."""
-        return dataclasses.asdict(self)
+        """As a plain object for a result message (JSON's types: lists, not tuples)."""
+        data = dataclasses.asdict(self)
+        for finding in data["findings"]:
+            finding["cwes"] = list(finding["cwes"])
+        return data
 
     @classmethod
     def from_wire(cls, data: dict) -> "AnalyzerRun":

@@ -13,6 +13,12 @@ code: a finding in a file that one side could not analyze (it did not
 compile, or ran out of time; the analysis's ``failed_files``) is "not
 analyzed" rather than new or fixed.
 
+A second pass (``kiskadee.core.moves``) takes the findings left new and
+fixed and pairs those that moved to another file (a renamed file, code moved
+between files), which fingerprints, holding the path, cannot match: such a
+pair is unchanged, listed as moved with its old and new location, and the
+old finding's waiver shows on the new one.
+
 SQLite compares the fingerprints, from an index (``kiskadee.store.findings``);
 the details of the findings to show are read afterwards by id, so unchanged
 findings cost little. ``kiskadee.results.render.diff_text`` writes the result
@@ -23,6 +29,7 @@ import dataclasses
 import logging
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
+from kiskadee.core import moves
 from kiskadee.core.states import COMPLETED
 from kiskadee.errors import NotFoundError, UsageError
 from kiskadee.store import findings as stored
@@ -89,7 +96,8 @@ def _state(run: Optional[Run]) -> str:
 class VersionDiff:
     """Finding ids by category: new ones of NEW, fixed ones of OLD, and the findings of
     either side whose analyzer did not complete on the other; unchanged ones are
-    counted, and their ids (of NEW) read on demand by ``unchanged_ids``."""
+    counted, and their ids (of NEW) read on demand by ``unchanged_ids``. ``moved``
+    pairs (OLD's id, NEW's id) are unchanged findings that moved to another file."""
 
     old: Version
     new: Version
@@ -98,15 +106,16 @@ class VersionDiff:
     fixed_ids: List[int] = dataclasses.field(default_factory=list)
     unchanged: int = 0
     not_analyzed_ids: List[int] = dataclasses.field(default_factory=list)
+    moved: List[Tuple[int, int]] = dataclasses.field(default_factory=list)
 
     def counts(self) -> Dict[str, int]:
-        return {"new": len(self.new_ids), "fixed": len(self.fixed_ids),
-                "unchanged": self.unchanged, "not_analyzed": len(self.not_analyzed_ids)}
+        return {"new": len(self.new_ids), "fixed": len(self.fixed_ids), "unchanged": self.unchanged,
+                "moved": len(self.moved), "not_analyzed": len(self.not_analyzed_ids)}
 
     def unchanged_ids(self) -> List[int]:
-        """The ids of NEW's findings that OLD had too."""
+        """The ids of NEW's findings that OLD had too, moved ones included."""
         return [finding_id for c in self.comparisons if c.compared
-                for finding_id in _matching(c.new, c.old, present=True)]
+                for finding_id in _matching(c.new, c.old, present=True)] + [new for _, new in self.moved]
 
 
 def resolve(package: str, numbers: Sequence[str], fetcher: Optional[str] = None) -> Tuple[Version, Version]:
@@ -148,10 +157,23 @@ def _classify(diff: VersionDiff, comparison: Comparison) -> None:
                                      comparison.old.unanalyzed)
     fixed_ids, fixed_unseen = _partition(_matching(comparison.old, comparison.new, present=False),
                                          comparison.new.unanalyzed)
+    moved = moved_pairs(fixed_ids, new_ids)
+    gone = {finding_id for pair in moved for finding_id in pair}
+    new_ids = [i for i in new_ids if i not in gone]
     diff.new_ids += new_ids
-    diff.fixed_ids += fixed_ids
+    diff.fixed_ids += [i for i in fixed_ids if i not in gone]
+    diff.moved += moved
     diff.not_analyzed_ids += new_unseen + fixed_unseen
     diff.unchanged += stored.count(comparison.new.analysis_id) - len(new_ids) - len(new_unseen)
+
+
+def moved_pairs(old_ids: List[int], new_ids: List[int]) -> List[Tuple[int, int]]:
+    """(old id, new id) of the findings among these, unmatched by fingerprint, that moved to another file."""
+    if not old_ids or not new_ids:
+        return []
+    found = {f["id"]: moves.located(f) for f in stored.details(old_ids + new_ids)}
+    pairs = moves.pair([found[i] for i in old_ids], [found[i] for i in new_ids])
+    return [(old.id, new.id) for old, new in pairs]
 
 
 def _runs(version: Version) -> Dict[str, Run]:
@@ -192,6 +214,7 @@ def as_data(diff: VersionDiff, unchanged: bool = False) -> Dict:
     """The diff as plain data: analyzers, counts and the findings of each category."""
     old, new = diff.old.number, diff.new.number
     waived = waivers.for_package(diff.new.package_id)
+    moved = _moved_findings(diff.moved, waived)
     data = {
         "package": diff.new.package.name,
         "fetcher": diff.new.package.fetcher.name,
@@ -202,10 +225,32 @@ def as_data(diff: VersionDiff, unchanged: bool = False) -> Dict:
         "new_findings": findings(diff.new_ids, waived),
         "fixed_findings": findings(diff.fixed_ids, waived),
         "not_analyzed_findings": findings(diff.not_analyzed_ids, waived),
+        "moved_findings": moved,
     }
     if unchanged:
         data["unchanged_findings"] = findings(diff.unchanged_ids(), waived)
     return data
+
+
+def _moved_findings(pairs: List[Tuple[int, int]], waived: Dict[str, Dict]) -> List[Dict]:
+    """NEW's moved findings, each with ``moved_from`` (OLD's path, line and fingerprint).
+
+    A moved finding has a new fingerprint; until it has a waiver of its own, the
+    old finding's shows on it, here and (added to ``waived``) in every list of
+    this diff.
+    """
+    if not pairs:
+        return []
+    by_id = {f["id"]: f for f in stored.details([i for pair in pairs for i in pair])}
+    moved = []
+    for old_id, new_id in pairs:
+        before, after = by_id[old_id], by_id[new_id]
+        if after["fingerprint"] not in waived and before["fingerprint"] in waived:
+            waived[after["fingerprint"]] = waived[before["fingerprint"]]
+        after["moved_from"] = {key: before[key] for key in ("path", "line", "fingerprint", "version")}
+        after["waiver"] = waived.get(after["fingerprint"])
+        moved.append(after)
+    return sorted(moved, key=lambda f: (-f["rank"], f["path"], f["line"], f["id"]))
 
 
 def _comparison_data(comparison: Comparison, old: str, new: str) -> Dict:

@@ -119,8 +119,9 @@ def diff_text(data: Dict, unchanged: bool = False) -> str:
              table(("ANALYZER", old, new, "NOTE"),
                    [(a["analyzer"], _side_text(a["old"]), _side_text(a["new"]), a["note"] or "compared")
                     for a in data["analyzers"]]),
-             "", f"new {counts['new']}, fixed {counts['fixed']}, unchanged {counts['unchanged']}, "
-                 f"not analyzed {counts['not_analyzed']}"]
+             "", f"new {counts['new']}, fixed {counts['fixed']}, unchanged {counts['unchanged']}"
+                 + (f" ({counts['moved']} of them moved)" if counts.get("moved") else "")
+                 + f", not analyzed {counts['not_analyzed']}"]
     sections = [("new in " + new, data["new_findings"]), ("fixed in " + new, data["fixed_findings"]),
                 ("not analyzed on one side (neither new nor fixed)", data["not_analyzed_findings"])]
     if unchanged:
@@ -128,6 +129,8 @@ def diff_text(data: Dict, unchanged: bool = False) -> str:
     for title, rows in sections:
         if rows:
             lines += ["", f"{title}:", _diff_findings_table(rows)]
+    if data.get("moved_findings"):
+        lines += ["", "moved (unchanged; the waiver of FROM holds for TO):", _moved_table(data["moved_findings"])]
     return "\n".join(lines)
 
 
@@ -142,6 +145,15 @@ def _diff_findings_table(rows: List[Dict]) -> str:
         [(f"{f['rank']:.1f}", f["severity"], f["analyzer"], f["version"], f"{f['path']}:{f['line']}",
           f["check_id"], f["cwe"] or "", f["fingerprint"][:12], (f["waiver"] or {}).get("kind", ""),
           _shorten(f["message"], 60)) for f in rows])
+
+
+def _moved_table(rows: List[Dict]) -> str:
+    """Moved findings: where OLD had them, where NEW has them, and the waiver they carry."""
+    return table(
+        ("SEVERITY", "ANALYZER", "CHECK", "FROM", "TO", "FINGERPRINT", "WAIVER"),
+        [(f["severity"], f["analyzer"], f["check_id"], f"{f['moved_from']['path']}:{f['moved_from']['line']}",
+          f"{f['path']}:{f['line']}", f"{f['moved_from']['fingerprint'][:12]} -> {f['fingerprint'][:12]}",
+          (f["waiver"] or {}).get("kind", "")) for f in rows])
 
 
 # status ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ import peewee
 import zmq
 
 from kiskadee.config import Config
+from kiskadee.core import ranking
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.core.states import IN_QUEUE
 from kiskadee.service import wire
@@ -38,7 +39,7 @@ from kiskadee.service.loop import Instant, Service
 from kiskadee.service.systemd import bind, listen_fds
 from kiskadee.store import queue
 from kiskadee.store.catalog import Catalog
-from kiskadee.store.db import open_database
+from kiskadee.store.db import close_database, open_database
 from kiskadee.store.models import Runner, Version
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class Monitor(Service):
         self._housekept: Optional[Instant] = None
 
     def setup(self) -> None:
+        self.ranking_priors = ranking.load_priors(self.settings.ranking.priors)    # before anything starts
         self.db = open_database(self.settings.database.path,
                                 busy_timeout_ms=self.settings.database.busy_timeout_ms)
         inherited = listen_fds(unset=True)
@@ -131,7 +133,7 @@ class Monitor(Service):
             if sock is not None:
                 sock.close(linger=0)
         if getattr(self, "db", None) is not None:
-            self.db.close()
+            close_database(self.db)
         if getattr(self, "guard", None) is not None:
             self.guard.stop()       # the ZAP thread, after the sockets it served
 
@@ -296,7 +298,8 @@ class Monitor(Service):
         runs = [AnalyzerRun.from_wire(run) for run in fields["runs"]]  # wire checked every field already
         try:
             with self.db.atomic():
-                outcome = queue.complete(fields["job"], fields, runs, self.policy, now.utc)
+                outcome = queue.complete(fields["job"], fields, runs, self.policy, now.utc,
+                                         self.ranking_priors)
         except queue.LeaseRefused as exc:
             self._reject_work(identity, fields["job"], f"result refused: {exc}", now)
             return

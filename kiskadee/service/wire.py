@@ -96,8 +96,10 @@ RUN_STATUSES = ("ok", "failed", "timeout", "skipped")
 FINDING_FIELDS = {
     "path": Field(_STR, True, "path"), "line": _ID, "check_id": _NAME, "severity": _NAME,
     "message": Field(_STR, True, "text"), "column": Field(_INT, False), "function": Field(_STR, False, "path"),
-    "cwe": Field((int, _NONE), False), "fingerprint": Field(_STR, False, "token"), "rank": Field(_NUMBER, False),
+    "cwe": Field((int, _NONE), False), "cwes": Field(_LIST, False), "fingerprint": Field(_STR, False, "token"),
+    "rank": Field(_NUMBER, False),
 }
+MAX_CWES = 16           # CWEs one finding may name (flawfinder gives two or three)
 
 # A JSON string, to skip when counting brackets; unrolled so a long string costs no backtracking.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
@@ -260,6 +262,9 @@ def _check_run(where: str, run: Any, limits: Optional[LimitsConfig]) -> None:
         if finding["severity"] not in SEVERITIES:
             raise WireError(f"{where} finding {number}: severity {_short(finding['severity'])} "
                             f"is not one of {', '.join(SEVERITIES)}")
+        cwes = finding.get("cwes", [])
+        if len(cwes) > MAX_CWES or not all(_is(cwe, _INT) and 0 < cwe <= MAX_ID for cwe in cwes):
+            raise WireError(f"{where} finding {number}: cwes must be at most {MAX_CWES} positive integers")
 
 
 def _check_seqs(kind: str, seqs: list) -> None:

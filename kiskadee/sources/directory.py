@@ -1,7 +1,8 @@
 """Directory fetcher: releases are tarballs dropped into a watched folder.
 
 A file named ``NAME-VERSION.tar.gz`` (or ``.tar.bz2``, ``.tar.xz``, ``.tgz``,
-``.zip``) is one release of NAME.  ``poll`` announces each file once per
+``.zip``) is one release of NAME, normalized (``kiskadee.sources.names``):
+``MarkupSafe-2.1.5.tar.gz`` and ``markupsafe-3.0.0.tar.gz`` are one package.  ``poll`` announces each file once per
 (size, mtime): a file replaced by new content is announced again.  Files still
 being written are left for a later pass: names ending ``.part`` or ``.tmp``,
 and files modified less than ``settle_seconds`` ago.
@@ -25,6 +26,7 @@ from typing import Dict, Iterator, Optional, Tuple
 from kiskadee.core.events import DownloadedSource, SourceEvent
 from kiskadee.errors import SourceError
 from kiskadee.sources.fetcher import Fetcher, sha256_file
+from kiskadee.sources.names import package_name
 from kiskadee.sources.state import PassMemory
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,8 @@ def parse_name(filename: str) -> Tuple[str, str]:
 
     The split is at the last ``-`` followed by a digit, once the archive suffix
     is removed: ``hello-2.10.tar.gz`` -> ("hello", "2.10"),
-    ``foo-bar-1.2.3rc1.tgz`` -> ("foo-bar", "1.2.3rc1").
+    ``foo-bar-1.2.3rc1.tgz`` -> ("foo-bar", "1.2.3rc1"); the name is normalized
+    (``package_name``): ``MarkupSafe-2.1.5.tar.gz`` -> ("markupsafe", "2.1.5").
     Raises ValueError, naming the file, when there is no such split or the
     suffix is not one of ``ARCHIVE_SUFFIXES``.
     """
@@ -56,7 +59,7 @@ def parse_name(filename: str) -> Tuple[str, str]:
             "cannot tell name and version in %r: expected NAME-VERSION%s, "
             "the version starting with a digit" % (base, suffix)
         )
-    return match.group("name"), match.group("version")
+    return package_name(match.group("name")), match.group("version")
 
 
 def _file_path(url: str) -> Path:

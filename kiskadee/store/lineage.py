@@ -8,11 +8,13 @@ package's fetcher (``kiskadee.core.versions``): Debian's for the Debian
 fetcher, rpm's for Anitya, PEP 440 with rpm's rules as fallback for the
 others (``versions.scheme_of``).
 
-``store.store_runs`` calls ``previous_analyzed`` and ``survival`` before it
-writes a version's findings and ``link`` after, in the same transaction, so
-``version.previous_id`` and ``finding.survived`` are kept by both
-``kiskadee analyze`` and the monitor. These run on the hot path of storing
-results, so they use plain SQL.
+``store.results.store_runs`` calls ``link`` and ``survival`` before it writes a
+version's findings, and then, for each of ``later`` (the versions after it,
+which an out-of-order or repeated analysis changes), ``link`` and
+``survival`` again, oldest first, in the same transaction: so
+``version.previous_id`` and ``finding.survived`` stay true whichever order
+``kiskadee analyze``, ``kiskadee retry`` and the monitor store versions in.
+These run on the hot path of storing results, so they use plain SQL.
 """
 
 import functools
@@ -75,17 +77,24 @@ def previous_analyzed(version: Version) -> Optional[Version]:
     return Version.get_by_id(before[-1][0]) if before else None
 
 
-def link(version: Version) -> None:
-    """Record ``version``'s previous analyzed version, and make ``version`` the previous
-    of the next analyzed one (a version analyzed out of order slots in between)."""
-    before, after = _split(version)
-    previous_id = before[-1][0] if before else None
-    version.previous_id = previous_id      # the caller may save() this instance afterwards
-    sql.execute("UPDATE version SET previous_id = ? WHERE id = ?", previous_id, version.id)
-    analyzed = sql.execute(f"SELECT 1 FROM analysis WHERE version_id = ? AND status IN ({_COMPLETED_MARKS})"
-                           " LIMIT 1", version.id, *_COMPLETED).fetchone()
-    if after and analyzed:
-        sql.execute("UPDATE version SET previous_id = ? WHERE id = ?", version.id, after[0][0])
+def link(version: Version) -> Optional[Version]:
+    """Record ``version``'s previous analyzed version in ``version.previous_id``; return it."""
+    previous = previous_analyzed(version)
+    version.previous_id = previous.id if previous else None    # the caller may save() this instance afterwards
+    sql.execute("UPDATE version SET previous_id = ? WHERE id = ?", version.previous_id, version.id)
+    return previous
+
+
+def later(version: Version) -> List[Version]:
+    """The package's versions after ``version`` by its rules that have analyses, oldest first:
+    those whose previous version and survival counts depend on ``version``'s results."""
+    compare = _comparator(scheme_of(version.package))
+    rows = [row for row in sql.execute("SELECT DISTINCT v.id, v.number FROM version v"
+                                       " JOIN analysis a ON a.version_id = v.id"
+                                       " WHERE v.package_id = ? AND v.id != ?", version.package_id, version.id)
+            if compare(row[1], version.number) > 0]
+    rows.sort(key=functools.cmp_to_key(lambda a, b: compare(a[1], b[1])))
+    return [Version.get_by_id(version_id) for version_id, _ in rows]
 
 
 def survival(version: Version, previous: Optional[Version], fingerprints: Collection[str]) -> Dict[str, int]:

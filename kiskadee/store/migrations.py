@@ -310,6 +310,25 @@ FINDING_CWES = [
     "UPDATE finding SET cwes = CAST(cwe AS TEXT) WHERE cwe IS NOT NULL",
 ]
 
+WAIVED_FINDING_DETAIL = [
+    # finding_detail as in migration 1, plus the finding's waiver, so the sqlite3 recipes can
+    # leave out false positives (README, "Reading the results with sqlite3"). Only names no
+    # finding column has: a query joining the view with finding stays unambiguous.
+    "DROP VIEW finding_detail",
+    """CREATE VIEW finding_detail AS
+        SELECT f.id, fe.name AS fetcher, p.name AS package, v.number AS version,
+               az.name AS analyzer, f.path, f.line, f."column", f.function,
+               f.check_id, f.cwe, f.severity, f.message, f.fingerprint, f.rank,
+               w.kind AS waiver, w.comment AS waiver_comment
+        FROM finding f
+        JOIN analysis a ON a.id = f.analysis_id
+        JOIN analyzer az ON az.id = a.analyzer_id
+        JOIN version v ON v.id = a.version_id
+        JOIN package p ON p.id = v.package_id
+        JOIN fetcher fe ON fe.id = p.fetcher_id
+        LEFT JOIN waiver w ON w.package_id = p.id AND w.fingerprint = f.fingerprint""",
+]
+
 # The release views (new_finding, fixed_finding) compare an analyzer only where its status
 # is 'ok' on both versions: kiskadee.core.states.COMPLETED, which lineage and the diff use
 # too (tests/unit/test_states.py checks they agree). Changing that definition takes a new
@@ -324,6 +343,7 @@ MIGRATIONS = [
     Migration(7, "no separate finding index on analysis_id", FEWER_FINDING_INDEXES),
     Migration(8, "lease tokens: results and heartbeats only from the lease holder", LEASE_TOKENS),
     Migration(9, "every CWE of a finding", FINDING_CWES),
+    Migration(10, "finding_detail shows the finding's waiver", WAIVED_FINDING_DETAIL),
 ]
 
 LATEST = MIGRATIONS[-1].number

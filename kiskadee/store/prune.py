@@ -23,8 +23,9 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import peewee
 
+from kiskadee.core import ranking
 from kiskadee.core.states import IN_QUEUE
-from kiskadee.store import lineage, sql
+from kiskadee.store import lineage, results, sql
 from kiskadee.store.db import write_transaction
 from kiskadee.store.models import Analysis, Fetcher, Finding, Package, Version
 
@@ -61,22 +62,24 @@ class PruneReport:
 
 
 def prune(db: peewee.Database, keep: int, *, package: Optional[str] = None,
-          fetcher: Optional[str] = None, dry_run: bool = False) -> PruneReport:
+          fetcher: Optional[str] = None, dry_run: bool = False,
+          table: Optional[ranking.Priors] = None) -> PruneReport:
     """Keep the last ``keep`` analyzed versions of each package (or of ``package``), deleting
     the analyses and findings of the older ones; with ``dry_run``, only say what would go.
 
     Each package is pruned in its own write transaction, so the monitor waits
-    for one package at a time, never for the whole database.
+    for one package at a time, never for the whole database. Findings whose
+    survival changed are ranked again with the priors ``table``.
     """
     if keep < 1:
         raise ValueError("keep must be at least 1: a package's newest analyzed version is never pruned")
     report = PruneReport()
     for package_id in _package_ids(package, fetcher):
         if dry_run:
-            _prune_package(Package.get_by_id(package_id), keep, report, delete=False)
+            _prune_package(Package.get_by_id(package_id), keep, report, delete=False, table=table)
             continue
         with write_transaction(db):
-            _prune_package(Package.get_by_id(package_id), keep, report, delete=True)
+            _prune_package(Package.get_by_id(package_id), keep, report, delete=True, table=table)
     return report
 
 
@@ -89,7 +92,8 @@ def _package_ids(name: Optional[str], fetcher: Optional[str]) -> List[int]:
     return [row.id for row in query]
 
 
-def _prune_package(package: Package, keep: int, report: PruneReport, *, delete: bool) -> None:
+def _prune_package(package: Package, keep: int, report: PruneReport, *, delete: bool,
+                   table: Optional[ranking.Priors]) -> None:
     fetcher = Fetcher.get_by_id(package.fetcher_id).name
     older = lineage.analyzed_versions(package)[:-keep]
     if not older:
@@ -106,7 +110,7 @@ def _prune_package(package: Package, keep: int, report: PruneReport, *, delete: 
     if delete and doomed:
         Analysis.delete().where(Analysis.version.in_(doomed)).execute()    # findings follow (ON DELETE CASCADE)
         _relink(package, set(doomed))
-        recount_survival(package)
+        recount_survival(package, table)
 
 
 def _counts(version_id: int) -> Tuple[int, int]:
@@ -125,9 +129,10 @@ def _relink(package: Package, pruned: Set[int]) -> None:
         Version.update(previous=previous.id if previous else None).where(Version.id == version.id).execute()
 
 
-def recount_survival(package: Package) -> int:
+def recount_survival(package: Package, table: Optional[ranking.Priors] = None) -> int:
     """Set ``finding.survived`` of every finding of ``package`` to the number of its remaining
-    analyzed versions before the finding's version that have its fingerprint; how many changed."""
+    analyzed versions before the finding's version that have its fingerprint, ranking the
+    versions where it changed again (with the priors ``table``); how many findings changed."""
     analyzed = lineage.analyzed_versions(package)
     analyzed_ids = {version_id for version_id, _ in analyzed}
     # Versions with findings that are not analyzed (every analyzer failed, with a partial
@@ -141,13 +146,13 @@ def recount_survival(package: Package) -> int:
     counts: Dict[str, int] = {}
     changed = 0
     for version_id, _ in analyzed:
-        changed += _set_survived(version_id, counts)
+        changed += _set_survived(version_id, counts, table)
         for fingerprint in {fingerprint for _, fingerprint, _ in _findings(version_id)}:
             counts[fingerprint] = counts.get(fingerprint, 0) + 1
         if version_id in others.values():
             snapshots[version_id] = dict(counts)
     for version_id, previous_id in others.items():
-        changed += _set_survived(version_id, snapshots[previous_id])
+        changed += _set_survived(version_id, snapshots[previous_id], table)
     return changed
 
 
@@ -156,9 +161,12 @@ def _findings(version_id: int) -> Iterable[Tuple[int, str, int]]:
                        " JOIN analysis a ON a.id = f.analysis_id WHERE a.version_id = ?", version_id).fetchall()
 
 
-def _set_survived(version_id: int, counts: Dict[str, int]) -> int:
-    """Set the survived counts of ``version_id``'s findings from ``counts``; how many changed."""
+def _set_survived(version_id: int, counts: Dict[str, int], table: Optional[ranking.Priors]) -> int:
+    """Set the survived counts of ``version_id``'s findings from ``counts`` and rank the version
+    again if one changed; how many changed."""
     updates = [(counts.get(fingerprint, 0), finding_id) for finding_id, fingerprint, survived in _findings(version_id)
                if survived != counts.get(fingerprint, 0)]
-    sql.execute_many("UPDATE finding SET survived = ? WHERE id = ?", updates)
+    if updates:
+        sql.execute_many("UPDATE finding SET survived = ? WHERE id = ?", updates)
+        results.rerank(version_id, table=table)
     return len(updates)

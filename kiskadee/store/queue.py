@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence
 
 import peewee
 
+from kiskadee.core.ranking import Priors
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.core.states import FAILURES, IN_QUEUE, RETRYABLE, ForbiddenTransition, VersionState, check_transition
 from kiskadee.store.db import retry_when_busy, write_transaction
@@ -145,13 +146,14 @@ def requeue(job: Version, reason: str, policy: QueuePolicy, now: datetime.dateti
 
 
 def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: QueuePolicy,
-             now: datetime.datetime) -> str:
+             now: datetime.datetime, table: Optional[Priors] = None) -> str:
     """Store a runner's result for a job; returns what happened ("stored", "requeued", "failed",
     "unresolved" (the source could not be located; the error says why), "duplicate").
 
     ``fields`` are the result message's: its ``runner`` must hold the job's lease
     with the token in ``lease``, else LeaseRefused. The holder's result again for
-    a job it finished is a "duplicate", acknowledged but not stored. The caller
+    a job it finished is a "duplicate", acknowledged but not stored. The findings
+    are ranked with the priors ``table`` (the shipped ones when None). The caller
     wraps this in one transaction.
     """
     runner, token = fields.get("runner", ""), fields.get("lease", "")
@@ -169,7 +171,7 @@ def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: Que
         return job.state
     job.source_url = fields.get("source_url") or job.source_url
     job.sha256 = fields.get("sha256") or job.sha256
-    store_runs(job, runs, started_at=job.started_at)
+    store_runs(job, runs, started_at=job.started_at, table=table)
     _finish(job, runs, now)
     return "stored"
 
@@ -184,13 +186,13 @@ def _finish(version: Version, runs: Sequence[AnalyzerRun], now: datetime.datetim
 
 
 def record_analysis(key: VersionKey, runs: Sequence[AnalyzerRun], *, source_url: str = "",
-                    sha256: str = "", db: peewee.Database) -> Version:
+                    sha256: str = "", db: peewee.Database, table: Optional[Priors] = None) -> Version:
     """Store a complete one-shot analysis of ``key`` (``kiskadee analyze``) in one transaction,
     tried again with backoff while the monitor keeps the database busy: the analysis took minutes."""
     def write() -> Version:
         with write_transaction(db):
             version = get_version(key)
-            store_runs(version, runs)
+            store_runs(version, runs, table=table)
             version.source_url, version.sha256 = source_url, sha256
             _finish(version, runs, utcnow())
         return version

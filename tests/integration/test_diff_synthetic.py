@@ -4,14 +4,23 @@ widget 1.1 (tests/fixtures/synthetic) renames the top directory, moves every
 line, swaps functions and re-indents a flagged line; it fixes the null
 pointer dereference of 1.0 and adds a function that leaks memory and opens a
 file. widget 1.2 is the same tree analyzed with a cppcheck that fails.
+
+cJSON "1.8" is built here from the real cJSON 1.7.14 tree
+(tests/fixtures/releases): ``fuzzing/`` moves to ``tests/fuzz/``,
+``cJSON_Utils.c`` becomes ``utils/cjson_utils.cpp``, and a comment block is
+inserted at the top of every moved file and of ``cJSON.c``. Nothing is new or
+fixed: every finding of the moved files is moved, and keeps its waiver.
 """
 
 import json
+import shutil
 import sqlite3
 import tarfile
 
 import pytest
 from harness import FIXTURES, run_kiskadee
+
+from kiskadee.sources.unpack import unpack
 
 SYNTHETIC = FIXTURES / "synthetic"
 MOVED = {("cppcheck", "arrayIndexOutOfBounds"), ("cppcheck", "constVariable"), ("flawfinder", "buffer.strcpy"),
@@ -57,7 +66,7 @@ def test_moved_code_is_unchanged_the_fix_is_fixed_and_the_new_bug_is_new(widget)
     assert kinds(data["new_findings"]) == {("cppcheck", "memleak"), ("flawfinder", "misc.fopen")}
     assert kinds(data["fixed_findings"]) == {("cppcheck", "nullPointerRedundantCheck")}
     assert kinds(data["unchanged_findings"]) == MOVED
-    assert data["counts"] == {"new": 2, "fixed": 1, "unchanged": 5, "not_analyzed": 0}
+    assert data["counts"] == {"new": 2, "fixed": 1, "unchanged": 5, "moved": 0, "not_analyzed": 0}
     strcpy = [f for f in data["unchanged_findings"] if f["check_id"] == "buffer.strcpy"]
     assert [f["line"] for f in strcpy] == [36]          # line 18 in 1.0, re-indented in 1.1
     (leak,) = [f for f in data["new_findings"] if f["check_id"] == "memleak"]
@@ -108,3 +117,81 @@ def test_unknown_versions_exit_6(widget):
     assert result.returncode == 6 and "0.9" in result.stderr
     result = run_kiskadee("diff", "widget", "1.0", "--db", widget)
     assert result.returncode == 6 and "before 1.0" in result.stderr
+
+
+# cJSON moved around --------------------------------------------------------------
+
+NOTICE = "/*\n * Moved in the reorganisation.\n *\n * See the changelog.\n */\n\n"
+MOVES = {"fuzzing/": "tests/fuzz/", "cJSON_Utils.c": "utils/cjson_utils.cpp"}
+
+
+def moved_path(path):
+    for old, new in MOVES.items():
+        if path == old or (old.endswith("/") and path.startswith(old)):
+            return new + path[len(old):]
+    return path
+
+
+def reorganised(tree, dest):
+    """A copy of ``tree`` with MOVES applied and NOTICE atop cJSON.c and every moved C file."""
+    shutil.copytree(tree, dest)
+    shutil.move(dest / "fuzzing", dest / "tests" / "fuzz")
+    (dest / "utils").mkdir()
+    shutil.move(dest / "cJSON_Utils.c", dest / "utils" / "cjson_utils.cpp")
+    for path in [dest / "cJSON.c", dest / "utils" / "cjson_utils.cpp", *(dest / "tests" / "fuzz").glob("*.c")]:
+        path.write_text(NOTICE + path.read_text())
+    return dest
+
+
+@pytest.fixture(scope="module")
+def cjson_moved(tmp_path_factory):
+    work = tmp_path_factory.mktemp("cjson-moved")
+    (work / "unpacked").mkdir()
+    tree = unpack(FIXTURES / "releases" / "cjson_1.7.14.orig.tar.gz", work / "unpacked")
+    db = work / "kiskadee.db"
+    for version, source in (("1.7", tree), ("1.8", reorganised(tree, work / "cjson-1.8"))):
+        result = run_kiskadee("analyze", source, "--name", "cjson", "--version", version, "--db", db,
+                              "--analyzers", "flawfinder")
+        assert result.returncode == 0, result.stderr
+    return db
+
+
+def test_a_moved_directory_and_a_renamed_file_leave_nothing_new_or_fixed(cjson_moved):
+    result = run_kiskadee("diff", "cjson", "1.7", "1.8", "--format", "json", "--all", "--db", cjson_moved)
+    data = json.loads(result.stdout)
+    assert data["new_findings"] == [] and data["fixed_findings"] == []
+    moved = data["moved_findings"]
+    assert {f["moved_from"]["path"].split("/")[0] for f in moved} == {"fuzzing", "cJSON_Utils.c"}
+    assert len(moved) == data["counts"]["moved"] >= 10
+    for f in moved:
+        assert f["path"] == moved_path(f["moved_from"]["path"])
+        assert f["line"] == f["moved_from"]["line"] + NOTICE.count("\n")
+    assert data["counts"]["unchanged"] == len(data["unchanged_findings"]) > len(moved)
+    text = run_kiskadee("diff", "cjson", "1.7", "1.8", "--db", cjson_moved).stdout
+    assert f"({len(moved)} of them moved)" in text and "cJSON_Utils.c:" in text and "utils/cjson_utils.cpp:" in text
+
+
+def test_a_waiver_on_a_finding_of_a_moved_file_shows_in_the_new_version(cjson_moved):
+    def show(version):
+        result = run_kiskadee("show", "cjson", version, "--format", "json", "--db", cjson_moved)
+        return json.loads(result.stdout)["findings"]
+
+    (target,) = [f for f in show("1.7") if f["path"] == "fuzzing/afl.c" and f["check_id"] == "misc.fopen"]
+    result = run_kiskadee("waive", target["fingerprint"], "--as", "intentional", "--comment", "the fuzzer's input",
+                          "--db", cjson_moved)
+    assert result.returncode == 0, result.stderr
+    waived = [(f["path"], f["line"], f["waiver"]["comment"]) for f in show("1.8") if f["waiver"]]
+    assert waived == [("tests/fuzz/afl.c", target["line"] + NOTICE.count("\n"), "the fuzzer's input")]
+
+
+def test_one_package_however_its_tarballs_spell_its_name(tmp_path):
+    """MarkupSafe-2.1.5.tar.gz and markupsafe-3.0.0.tar.gz: one package, as PyPI takes them (PEP 503)."""
+    db = tmp_path / "kiskadee.db"
+    for version, top in (("1.0", "MarkupSafe-2.1.5"), ("1.1", "markupsafe-3.0.0")):
+        tarball = release_tarball(tmp_path, version, top=top)
+        result = run_kiskadee("analyze", tarball, "--db", db, "--analyzers", "flawfinder")
+        assert result.returncode == 0, result.stderr
+    packages = json.loads(run_kiskadee("packages", "--format", "json", "--db", db).stdout)
+    assert [(p["package"], p["versions"]) for p in packages] == [("markupsafe", 2)]
+    result = run_kiskadee("diff", "markupsafe", "3.0.0", "--format", "json", "--db", db)
+    assert result.returncode == 0 and json.loads(result.stdout)["old"] == "2.1.5", result.stderr

@@ -209,3 +209,13 @@ def test_download_of_a_vanished_file_raises_source_error(folder, fetcher, tmp_pa
     path.unlink()
     with pytest.raises(SourceError, match="cannot copy .*hello-2.10.tar.gz"):
         fetcher.download(event, tmp_path)
+
+
+@pytest.mark.parametrize("filename, expected", [
+    ("MarkupSafe-2.1.5.tar.gz", ("markupsafe", "2.1.5")),
+    ("markupsafe-3.0.0.tar.gz", ("markupsafe", "3.0.0")),
+    ("zope.interface-6.4.tar.gz", ("zope-interface", "6.4")),
+    ("Foo__Bar-1.0.tgz", ("foo-bar", "1.0")),
+])
+def test_names_are_normalized_as_pypi_compares_them(filename, expected):
+    assert parse_name(filename) == expected

@@ -1,5 +1,6 @@
 """`kiskadee waive` and `kiskadee export`: waivers carried forward, SARIF checked against the
-official 2.1.0 schema, Firehose against its RELAX NG schema and read back by the firehose library.
+official 2.1.0 schema and what GitHub code scanning needs of it, Firehose against its RELAX NG
+schema and read back by the firehose library.
 
 The data are the synthetic widget releases of tests/fixtures/synthetic analyzed by
 the real cppcheck and flawfinder: 1.0, 1.1 (one fix, two new findings) and 1.2
@@ -8,18 +9,27 @@ the real cppcheck and flawfinder: 1.0, 1.1 (one fix, two new findings) and 1.2
 
 import io
 import json
+import re
 import sqlite3
+import subprocess
 import tarfile
 
+import flawfinder
 import jsonschema
 import pytest
 from firehose import model
 from harness import FIXTURES, run_kiskadee
 from lxml import etree
 
+from kiskadee.results.export import ruletexts
+
 SARIF_SCHEMA = json.loads((FIXTURES / "sarif" / "sarif-schema-2.1.0.json").read_text())
 FIREHOSE_SCHEMA = etree.RelaxNG(etree.parse(str(FIXTURES / "firehose" / "firehose.rng")))
 COMMENT = "name is checked to fit in 16 bytes by every caller"
+# GitHub code scanning: security-severity is a score from 0.1 to 10.0 written as a string;
+# primaryLocationLineHash is codeql-action's 64-bit hash in hex, ':' and the occurrence number.
+SECURITY_SEVERITY = re.compile(r"^(10|[0-9])\.[0-9]$")
+LINE_HASH = re.compile(r"^[0-9a-f]{1,16}:[1-9][0-9]*$")
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +129,87 @@ def test_sarif_baseline_guid_names_the_previous_versions_run(widget):
     after = sarif_valid(export(widget, "1.1", "sarif"))
     assert [r["baselineGuid"] for r in after["runs"]] == [r["automationDetails"]["guid"] for r in before["runs"]]
     assert all("baselineState" not in r for run in before["runs"] for r in run["results"])   # nothing before 1.0
+
+
+def rules_by_id(run):
+    return {r["id"]: r for r in run["tool"]["driver"]["rules"]}
+
+
+def test_sarif_rules_have_the_analyzers_documentation_and_security_severity(widget):
+    log = sarif_valid(export(widget, "1.1", "sarif"))
+    cppcheck, flawfinder = (rules_by_id(run) for run in log["runs"])
+    for rule in [*cppcheck.values(), *flawfinder.values()]:
+        for field in ("shortDescription", "fullDescription", "help"):
+            assert rule[field]["text"].strip(), (rule["id"], field)
+        assert rule["shortDescription"]["text"] != rule["id"]
+        properties = rule.get("properties", {})
+        if "security-severity" in properties:
+            assert SECURITY_SEVERITY.match(properties["security-severity"]) and "security" in properties["tags"]
+    # cppcheck's --errorlist texts; flawfinder's warning and suggestion.
+    assert cppcheck["memleak"]["shortDescription"]["text"] == "Memory leak: varname"
+    assert "out of bounds" in cppcheck["arrayIndexOutOfBounds"]["fullDescription"]["text"]
+    assert "Consider using snprintf" in flawfinder["buffer.strcpy"]["help"]["text"]
+    assert "cwe.mitre.org/data/definitions/120.html" in flawfinder["buffer.strcpy"]["help"]["markdown"]
+    severities = {check: rule.get("properties", {}).get("security-severity")
+                  for check, rule in [*cppcheck.items(), *flawfinder.items()]}
+    assert severities == {"arrayIndexOutOfBounds": "9.0", "memleak": "5.0", "constVariable": None,
+                          "buffer.strcpy": "9.0", "format.printf": "9.0", "misc.fopen": "5.0", "buffer.char": "9.0"}
+    assert cppcheck["constVariable"]["properties"]["tags"] == ["external/cwe/cwe-398"]   # code quality
+
+
+def test_the_shipped_rule_texts_are_those_of_the_installed_analyzers():
+    """A stale table (an analyzer upgraded, packaging/refresh-rule-texts not run) fails here."""
+    errorlist = etree.fromstring(subprocess.run(["cppcheck", "--errorlist"], capture_output=True,
+                                                check=True).stdout)
+    documented = {e.get("id"): (e.get("msg"), e.get("verbose")) for e in errorlist.iter("error")}
+    assert {check: (text[0], text[1] or text[0]) for check, text in ruletexts.TEXTS["cppcheck"].items()} == documented
+    assert ruletexts.VERSIONS["cppcheck"] == errorlist.find("cppcheck").get("version")
+    assert ruletexts.VERSIONS["flawfinder"] == flawfinder.version
+    names = {f"{rule[4]}.{name}" for names, rule in flawfinder.c_ruleset.items() for name in names.split("|")}
+    assert set(ruletexts.TEXTS["flawfinder"]) == names
+
+
+def test_sarif_results_have_codeql_actions_line_hash(widget):
+    log = sarif_valid(export(widget, "1.1", "sarif"))
+    for run in log["runs"]:
+        assert run["properties"]["lineHashes"].startswith("computed from ")
+        hashes = [r["partialFingerprints"]["primaryLocationLineHash"] for r in run["results"]]
+        assert hashes and all(LINE_HASH.match(h) for h in hashes)
+        assert len(set(hashes)) == len(hashes)
+    # The hash covers a line and the hundred characters after it: widget.h is the same in both
+    # releases, so is its finding's hash; the code after the strcpy line changed, so did its hash.
+    flawfinder = {version: results_by_check(sarif_valid(export(widget, version, "sarif"))["runs"][1])
+                  for version in ("1.0", "1.1")}
+    hashes = {check: {flawfinder[v][check]["partialFingerprints"]["primaryLocationLineHash"] for v in flawfinder}
+              for check in ("buffer.char", "buffer.strcpy")}
+    assert (len(hashes["buffer.char"]), len(hashes["buffer.strcpy"])) == (1, 2)
+
+
+def test_sarif_without_the_source_has_no_line_hashes_and_says_why(tmp_path):
+    tarball = tmp_path / "widget-1.0.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(FIXTURES / "synthetic" / "widget-1.0", arcname="widget-1.0")
+    db = tmp_path / "kiskadee.db"
+    assert run_kiskadee("analyze", tarball, "--db", db).returncode in (0, 1)
+    tarball.unlink()
+    log = sarif_valid(json.loads(run_kiskadee("export", "widget", "1.0", "--db", db).stdout))
+    assert all(run["properties"]["lineHashes"] == f"not computed: {tarball} is gone" for run in log["runs"])
+    assert all(list(r["partialFingerprints"]) == ["kiskadee/v1"] for run in log["runs"] for r in run["results"])
+
+
+def test_sarif_category_is_the_same_for_every_release_of_a_package(widget):
+    runs = {version: sarif_valid(export(widget, version, "sarif"))["runs"] for version in ("1.0", "1.1")}
+    categories = {version: [run["automationDetails"]["id"] for run in found] for version, found in runs.items()}
+    assert categories["1.0"] == categories["1.1"] == ["kiskadee/local/widget/cppcheck/",
+                                                      "kiskadee/local/widget/flawfinder/"]
+    assert [r["automationDetails"]["correlationGuid"] for r in runs["1.0"]] == \
+        [r["automationDetails"]["correlationGuid"] for r in runs["1.1"]]
+    assert runs["1.0"][0]["automationDetails"]["guid"] != runs["1.1"][0]["automationDetails"]["guid"]
+    for version, found in runs.items():
+        for run in found:
+            assert run["properties"]["version"] == version
+            assert f"widget {version} " in run["automationDetails"]["description"]["text"]
+            assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == f"file:///widget-{version}/"
 
 
 def test_sarif_of_a_failed_analyzer_says_so_and_claims_no_baseline(widget):

@@ -77,7 +77,7 @@ def test_framac_csv_alarms_not_proven_valid_in_the_tree():
     assert len(findings) == len(expected) == 6
     assert all(f.path == "src/leak.c" and f.severity == "low" for f in findings)
     room = [f for f in findings if f.check_id == "precondition.strcpy" and "room_string" in f.message]
-    assert [(f.line, f.cwe, f.function) for f in room] == [(16, 120, "count_words")]
+    assert [(f.line, f.cwes, f.function) for f in room] == [(16, (120, 787), "count_words")]
 
 
 def test_framac_invalid_status_is_high():
@@ -101,17 +101,62 @@ def test_tool_versions():
 
 
 @pytest.mark.parametrize("analyzer, checker, message, expected", [
-    ("clang", "unix.Malloc", "Attempt to free released memory", (415, "high")),
-    ("clang", "unix.Malloc", "Use of memory after it is freed", (416, "high")),
-    ("clang", "unix.Malloc", "Potential leak of memory pointed to by 'p'", (401, "medium")),
-    ("clang", "core.uninitialized.Assign", "Assigned value is garbage", (457, "medium")),
-    ("clang", "deadcode.DeadStores", "Value stored is never read", (563, "low")),
-    ("gcc", "analyzer-possible-null-dereference", "dereference of possibly-NULL", (None, "medium")),
-    ("gcc", "stringop-overflow", "writing 18 bytes into a region of size 8", (787, "high")),
-    ("framac", "precondition.free", "freeable: p == \\null || \\freeable(p)", (763, "")),
+    ("clang", "unix.Malloc", "Attempt to free released memory", ((415,), "high")),
+    ("clang", "unix.Malloc", "Use of memory after it is freed", ((416,), "high")),
+    ("clang", "unix.Malloc", "Potential leak of memory pointed to by 'p'", ((401,), "medium")),
+    ("clang", "core.uninitialized.Assign", "Assigned value is garbage", ((457,), "medium")),
+    ("clang", "deadcode.DeadStores", "Value stored is never read", ((563,), "low")),
+    ("gcc", "analyzer-possible-null-dereference", "dereference of possibly-NULL", ((), "medium")),
+    ("gcc", "stringop-overflow", "writing 18 bytes into a region of size 8", ((787,), "high")),
+    ("framac", "precondition.free", "freeable: p == \\null || \\freeable(p)", ((763,), "")),
 ])
 def test_checker_table(analyzer, checker, message, expected):
     assert classify(analyzer, checker, message) == expected
+
+
+OVER_READ, OVER_WRITE, COPY_OVERFLOW = (126, 125), (787,), (120, 787)
+
+
+# Frama-C 25's libc clauses (share/libc/*.h) as its report prints them: 'name: predicate'.
+@pytest.mark.parametrize("function, clause, expected", [
+    ("strlen", "valid_string_s: valid_read_string(s)", OVER_READ),
+    ("wcslen", "valid_string_s: valid_read_wstring(s)", OVER_READ),
+    ("strnlen", "valid_string_s: valid_read_nstring(s, n)", OVER_READ),
+    ("strtok", "valid_string_s: valid_string(s)", OVER_READ),
+    ("strcpy", "valid_string_src: valid_read_string(src)", OVER_READ),
+    ("wcscpy", "valid_wstring_src: valid_read_wstring(src)", OVER_READ),
+    ("strncpy", "valid_nstring_src: valid_read_nstring(src, n)", OVER_READ),
+    ("wcsncpy", "valid_nwstring_src: valid_read_nwstring(src, n)", OVER_READ),
+    ("memcpy", "valid_src: valid_read_or_empty(src, n)", OVER_READ),
+    ("memccpy", "valid_src: \\valid_read(src + (0 .. n - 1))", OVER_READ),
+    ("strstr", "valid_string_haystack: valid_read_string(haystack)", OVER_READ),
+    ("strstr", "valid_string_needle: valid_read_string(needle)", OVER_READ),
+    ("open", "valid_string_path: valid_read_string(path)", OVER_READ),
+    ("strtol", "valid_nptr: \\valid_read(nptr)", OVER_READ),
+    ("memset", "valid_s: valid_or_empty(s, n)", OVER_WRITE),
+    ("wmemset", "valid_wcs: \\valid(wcs + (0 .. n - 1))", OVER_WRITE),
+    ("getcwd", "valid_buf: \\valid(buf + (0 .. size - 1))", OVER_WRITE),
+    ("strcpy", "room_string: \\valid(dest + (0 .. strlen(src)))", COPY_OVERFLOW),
+    ("strncpy", "room_nstring: \\valid(dest + (0 .. n - 1))", COPY_OVERFLOW),
+    ("wcsncat", "room_for_concatenation: \\valid(dest + (wcslen(dest) .. wcslen(dest) + wcslen(src)))",
+     COPY_OVERFLOW),
+    ("memcpy", "valid_dest: valid_or_empty(dest, n)", COPY_OVERFLOW),
+    ("strcat", "valid_string_dest: valid_string(dest)", COPY_OVERFLOW),
+    ("wcscat", "valid_wstring_dest: valid_wstring(dest)", COPY_OVERFLOW),
+    # A pointer to one object, not a buffer read or written out of bounds: no CWE is claimed.
+    ("fclose", "valid_stream: \\valid(stream)", ()),
+    ("fstat", "valid_buf: \\valid(buf)", ()),
+])
+def test_framac_library_preconditions_on_buffers_have_cwes(function, clause, expected):
+    assert classify("framac", f"precondition.{function}", clause) == (expected, "")
+
+
+def test_framac_string_precondition_in_a_real_report_has_both_cwes():
+    report = REPORTS / "framac-25.0-leak.csv"
+    findings = list(FramaC(FramacConfig()).parse_report(report, ROOTS, PLANTED))
+    strlen = [f for f in findings if "valid_string_s" in f.message or "valid_string_src" in f.message]
+    assert strlen and all((f.cwe, f.cwes) == (126, OVER_READ) for f in strlen)
+    assert not [f for f in findings if f.check_id.startswith("precondition.") and f.cwe is None]
 
 
 def test_index_naming_a_report_outside_the_output_is_refused(tmp_path):

@@ -8,6 +8,8 @@ from harness import FIXTURES
 from kiskadee.analysis.driver import buildmode
 from kiskadee.analysis.driver.compiledb import kept_flags, read_units
 from kiskadee.analysis.driver.index import source_path
+from kiskadee.analysis.driver.process import head
+from kiskadee.analysis.driver.tools import first_error
 from kiskadee.analysis.driver.units import include_order, per_file_units
 
 PLANTED = FIXTURES / "planted"
@@ -91,3 +93,33 @@ def test_build_system_detection(tmp_path):
     assert buildmode.detect(tmp_path) == "cmake"            # not executable: not a configure script
     (tmp_path / "configure").chmod(0o755)
     assert buildmode.detect(tmp_path) == "autotools"
+
+
+# What Frama-C 25 printed for a file including a header that does not exist (stdout, then stderr).
+FRAMAC_STDOUT = """[kernel] Parsing a.c (with preprocessing)
+[kernel] User Error: failed to run: gcc -E -C -I. -I/usr/share/frama-c/libc -D__FRAMAC__ -dD -nostdinc -m64 '/src/a.c'
+  (PWD: /src)
+  this is possibly due to missing preprocessor flags;
+[kernel] Frama-C aborted: invalid user input.
+"""
+FRAMAC_STDERR = """/src/a.c:1:10: fatal error: does_not_exist_anywhere.h: No such file or directory
+    1 | #include "does_not_exist_anywhere.h"
+      |          ^~~~~~~~~~~~~~~~~~~~~~~~~~~
+compilation terminated.
+"""
+
+
+def test_a_failed_file_is_recorded_with_its_first_error_line():
+    assert first_error(FRAMAC_STDERR, FRAMAC_STDOUT) == (
+        "/src/a.c:1:10: fatal error: does_not_exist_anywhere.h: No such file or directory")
+    assert first_error("", "warning: x\nSegmentation fault (core dumped)\n") == "Segmentation fault (core dumped)"
+    long_line = "src/a.c:1:1: error: " + "x" * 1000
+    assert len(first_error(long_line)) == 400 and first_error(long_line).endswith("...")
+
+
+def test_the_head_of_a_log_ends_on_a_whole_line(tmp_path):
+    log = tmp_path / "00001.err"
+    log.write_text("src/a.c:1:5: error: first\n" + "src/a.c:2:5: error: later\n" * 10000)
+    start = head(log, 100)
+    assert start.startswith("src/a.c:1:5: error: first\n") and start.endswith("later")
+    assert len(start) <= 100 and head(tmp_path / "missing") == ""

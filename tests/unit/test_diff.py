@@ -61,7 +61,7 @@ def test_analyzer_that_failed_in_the_newer_run_fixes_nothing(db):
     assert not cppcheck.compared and flawfinder.compared
     assert cppcheck.note("1.0", "1.1") == "not compared: failed on 1.1"
     data = diff.as_data(result)
-    assert data["counts"] == {"new": 0, "fixed": 0, "unchanged": 1, "not_analyzed": 2}
+    assert data["counts"] == {"new": 0, "fixed": 0, "unchanged": 1, "moved": 0, "not_analyzed": 2}
     assert {f["version"] for f in data["not_analyzed_findings"]} == {"1.0"}
 
 
@@ -121,10 +121,11 @@ def test_survival_counts_earlier_releases_and_lowers_the_rank(db):
     latest = store(db, "4", run("cppcheck", finding("aa"), finding("bb"), finding("cc")))
     rows = {f["fingerprint"]: f for f in queries.version_report(latest)["findings"]}
     assert {fp: f["survived"] for fp, f in rows.items()} == {"aa": 3, "bb": 2, "cc": 1}
-    assert rows["aa"]["rank"] < rows["bb"]["rank"] < rows["cc"]["rank"] < 3.0
-    assert rows["aa"]["rank"] == ranking.with_survival(3.0, 3)
     first = queries.version_report(Version.get(Version.number == "1"))["findings"]
-    assert {f["survived"] for f in first} == {0} and {f["rank"] for f in first} == {3.0}
+    assert {f["survived"] for f in first} == {0} and len({f["rank"] for f in first}) == 1
+    fresh = first[0]["rank"]        # the same check, severity and file: the same rank but for survival
+    assert rows["aa"]["rank"] < rows["bb"]["rank"] < rows["cc"]["rank"] < fresh
+    assert rows["aa"]["rank"] == ranking.with_survival(fresh, 3)
 
 
 def test_survival_of_a_version_analyzed_between_two_others(db):
@@ -216,3 +217,47 @@ def test_diff_needs_analyzed_versions(db):
         diff.resolve("widget", ["0.9", "1.0"])
     with pytest.raises(UsageError):
         diff.resolve("widget", ["1.0", "1.1", "1.2"])
+
+
+def renamed(path, *fingerprints, lines=(10, 20)):
+    """A version whose flawfinder findings sit in ``path``, and an unchanged one in src/main.c."""
+    return run("flawfinder", finding("c0ffee00", 5, check="buffer.strcpy", path="src/main.c"),
+               *(finding(fp, line, check="buffer.memcpy", path=path) for fp, line in zip(fingerprints, lines)))
+
+
+def test_findings_of_a_renamed_file_are_moved_not_new_and_fixed(db):
+    old = store(db, "1.0", renamed("src/lib.cpp", "aaaaaa01", "aaaaaa02"))
+    new = store(db, "1.1", renamed("src/lib.c", "bbbbbb01", "bbbbbb02", lines=(12, 25)))
+    result = diff.compare(old, new)
+    assert result.new_ids == [] and result.fixed_ids == []
+    assert result.counts() == {"new": 0, "fixed": 0, "unchanged": 3, "moved": 2, "not_analyzed": 0}
+    assert fingerprints(result.unchanged_ids()) == ["bbbbbb01", "bbbbbb02", "c0ffee00"]
+    moved = diff.as_data(result)["moved_findings"]
+    assert [(f["moved_from"]["path"], f["moved_from"]["line"], f["path"], f["line"]) for f in moved] == [
+        ("src/lib.cpp", 10, "src/lib.c", 12), ("src/lib.cpp", 20, "src/lib.c", 25)]
+    assert [f["moved_from"]["fingerprint"] for f in moved] == ["aaaaaa01", "aaaaaa02"]
+
+
+def test_a_waiver_given_after_both_versions_follows_the_finding_where_it_moved(db):
+    store(db, "1.0", renamed("src/lib.cpp", "aaaaaa01", "aaaaaa02"))
+    later = store(db, "1.1", renamed("src/lib.c", "bbbbbb01", "bbbbbb02", lines=(12, 25)))
+    store(db, "1.2", renamed("lib/lib.c", "cccccc01", "cccccc02", lines=(12, 25)))
+    waivers.waive("aaaaaa02", "false-positive", "len checked above", author="ana")
+    shown = {f["fingerprint"]: f["waiver"] for f in queries.version_report(later)["findings"]}
+    assert shown["bbbbbb02"]["comment"] == "len checked above" and shown["bbbbbb01"] is None
+    assert set(waivers.for_package(later.package_id)) == {"aaaaaa02", "bbbbbb02", "cccccc02"}
+    waivers.waive("aaaaaa02", "bug", "it is not checked")        # a new verdict replaces the copies of the old
+    assert {w["kind"] for w in waivers.for_package(later.package_id).values()} == {"bug"}
+
+
+def test_a_waiver_given_before_the_new_version_shows_in_diff_and_is_carried_when_stored(db):
+    old = store(db, "1.0", renamed("src/lib.cpp", "aaaaaa01", "aaaaaa02"))
+    waivers.waive("aaaaaa01", "intentional", "a fixed-size copy")
+    new = store(db, "1.1", renamed("src/lib.c", "bbbbbb01", "bbbbbb02", lines=(12, 25)))
+    data = diff.as_data(diff.compare(old, new), unchanged=True)
+    assert [f["waiver"] and f["waiver"]["kind"] for f in data["moved_findings"]] == ["intentional", None]
+    assert {f["fingerprint"]: bool(f["waiver"]) for f in data["unchanged_findings"]} == {
+        "bbbbbb01": True, "bbbbbb02": False, "c0ffee00": False}
+    assert waivers.carry(new) == 1          # what storing a version does (kiskadee.store.results)
+    assert waivers.carry(new) == 0
+    assert waivers.for_package(new.package_id)["bbbbbb01"]["comment"] == "a fixed-size copy"

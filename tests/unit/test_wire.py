@@ -51,3 +51,23 @@ def test_oversized_frame_is_refused_before_parsing():
 def test_encode_refuses_what_decode_would_refuse():
     with pytest.raises(wire.WireError, match="lacks the field 'package'"):
         wire.encode("source", fetcher="debian", version="1")
+
+
+def test_a_finding_keeps_every_cwe_from_the_runner_to_the_monitor():
+    from kiskadee.core.findings import Finding
+    from kiskadee.core.runs import AnalyzerRun
+
+    finding = Finding("src/a.c", 3, "strcpy", "high", "Does not check for buffer overflows", cwes=(120, 119))
+    run = AnalyzerRun("flawfinder", "2.0.20", "ok", 0.5, findings=[finding])
+    message = wire.decode(wire.encode("result", runner="r1", job=4, runs=[run.to_wire()]))
+    received = AnalyzerRun.from_wire(message.fields["runs"][0]).findings[0]
+    assert (received.cwe, received.cwes) == (120, (120, 119))
+
+
+@pytest.mark.parametrize("cwes", [["120"], [0], list(range(1, 18))])
+def test_a_finding_with_bad_cwes_is_refused(cwes):
+    run = {"analyzer": "flawfinder", "tool_version": "2", "status": "ok", "duration": 1.0, "error": "",
+           "findings": [{"path": "a.c", "line": 1, "check_id": "c", "severity": "low", "message": "m",
+                         "cwes": cwes}]}
+    with pytest.raises(wire.WireError, match="cwes must be"):
+        wire.decode(wire.encode("result", runner="r1", job=4, runs=[run]))

@@ -1,8 +1,9 @@
 """The analyzer plug-in interface: what every analyzer module implements."""
 
 import dataclasses
+import os
 from pathlib import Path
-from typing import FrozenSet, List, Optional
+from typing import Dict, FrozenSet, List, Optional
 
 from kiskadee.core.findings import Finding
 
@@ -30,6 +31,10 @@ class Analyzer:
     name = ""
     languages: FrozenSet[str] = C_FAMILY
     exit_codes: FrozenSet[int] = frozenset({0})     # the tool's exit statuses that mean its report is whole
+    # For a tool given the whole tree that reads files one by one: the names of the files it reads,
+    # as it tells them (suffixes, case-sensitive) and the directories it does not enter.
+    file_suffixes: FrozenSet[str] = frozenset()
+    skips_dot_directories = False
 
     def __init__(self, settings: object):
         self.settings = settings
@@ -65,6 +70,10 @@ class Analyzer:
         """What the run analyzed, for analyzers that count it; read after any outcome."""
         return None
 
+    def not_analyzed(self, report: Path) -> Dict[str, str]:
+        """The files of ``file_suffixes`` the tool read but did not analyze, each with why, from a whole report."""
+        return {}
+
     def parse(self, report: Path) -> List[Finding]:
         """Every finding of the report, normalized; raises ReportError on a broken report."""
         raise NotImplementedError
@@ -81,6 +90,29 @@ class Analyzer:
         """Why a run that ended by itself stopped short for lack of time ('' when it did not):
         its findings are kept and the run counts as timed out."""
         return ""
+
+
+def per_file_coverage(analyzer: Analyzer, report: Path, tree: Path) -> Optional[Coverage]:
+    """What an analyzer that reads files one by one analyzed of ``tree``; None when it does not say."""
+    if not analyzer.file_suffixes:
+        return None
+    read = files_read(tree, analyzer.file_suffixes, analyzer.skips_dot_directories)
+    failed = {path: why for path, why in analyzer.not_analyzed(report).items() if path in read}
+    return Coverage(mode="per-file", files_analyzed=len(read) - len(failed), files_failed=len(failed),
+                    failed_files="\n".join(f"{path}: {why}" for path, why in sorted(failed.items())))
+
+
+def files_read(tree: Path, suffixes: FrozenSet[str], skip_dot_directories: bool) -> FrozenSet[str]:
+    """The regular files under ``tree`` (relative paths, no symbolic links) whose names end in ``suffixes``."""
+    found = set()
+    for directory, dirs, files in os.walk(tree):
+        if skip_dot_directories:
+            dirs[:] = [d for d in dirs if not (len(d) > 1 and d.startswith("."))]
+        for name in files:
+            path = os.path.join(directory, name)
+            if os.path.splitext(name)[1] in suffixes and os.path.isfile(path) and not os.path.islink(path):
+                found.add(os.path.relpath(path, tree))
+    return frozenset(found)
 
 
 def relative_path(path: str) -> str:

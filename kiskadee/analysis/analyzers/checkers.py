@@ -6,16 +6,28 @@ alarms. One clang checker can report several weaknesses (``unix.Malloc``:
 use after free, double free, leak), so a row may also match the message.
 Rows are tried in order; a checker matches a row naming it or its family
 (``core.uninitialized`` matches ``core.uninitialized.Assign``).
+
+A row gives every CWE that fits, the main one first: a C library
+precondition of Frama-C broken on a copy's destination is a classic buffer
+overflow that writes out of bounds (120, 787); one on a string or block read
+is a buffer over-read, out of bounds (126, 125).
 """
 
 import re
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
+
+# Frama-C's libc preconditions, matched on the report's 'name: predicate' property: the name of a
+# clause about where a copy writes, a predicate reading a string or a block, one writing a block.
+COPY_DESTINATION = r"^(room\w*|valid_dest\w*|valid_dst\w*|valid_\w*_dest\w*)\s*:"
+READ = (r"^valid_\w*\s*:.*(\bvalid_read_n?w?string\(|\bvalid_n?w?string\(|\bvalid_read_or_empty\("
+        r"|\\valid_read\([^;]*\.\.)|^valid_(nptr|src|s)\s*:\s*\\valid_read\(")
+WRITE = r"^valid_\w*\s*:.*(\bvalid_or_empty\(|\\valid\([^;]*\.\.)"
 
 
 class Row(NamedTuple):
     checker: str
     message: str            # a regular expression the message must match, '' for any
-    cwe: Optional[int]
+    cwes: Union[Tuple[int, ...], Optional[int]]    # every CWE that fits, the main one first; or one; or None
     severity: str
 
 
@@ -94,22 +106,25 @@ TABLE: Tuple[Row, ...] = (
     Row("framac:shift", "", 1335, ""),
     Row("framac:float_to_int", "", 681, ""),
     Row("framac:separation", "", 475, ""),
-    Row("framac:precondition", r"\b(room\w*|valid_dest\w*|valid_dst\w*)\b", 120, ""),
+    Row("framac:precondition", COPY_DESTINATION, (120, 787), ""),
+    Row("framac:precondition", READ, (126, 125), ""),
+    Row("framac:precondition", WRITE, (787,), ""),
     Row("framac:precondition", r"\bfreeable\b", 763, ""),
     Row("framac:", "", None, ""),
 )
 
 
-def classify(analyzer: str, checker: str, message: str) -> Tuple[Optional[int], str]:
-    """The CWE (or None) and severity of ``analyzer``'s ``checker`` reporting ``message``.
+def classify(analyzer: str, checker: str, message: str) -> Tuple[Tuple[int, ...], str]:
+    """The CWEs (the main one first; () for none) and severity of ``analyzer``'s ``checker`` reporting ``message``.
 
     Frama-C rows leave the severity empty: it comes from the alarm's status.
     """
     name = f"{analyzer}:{checker}"
     for row in TABLE:
         if _names(row.checker, name) and (not row.message or re.search(row.message, message)):
-            return row.cwe, row.severity
-    return None, "medium"
+            cwes = row.cwes if isinstance(row.cwes, tuple) else () if row.cwes is None else (row.cwes,)
+            return cwes, row.severity
+    return (), "medium"
 
 
 def _names(row: str, name: str) -> bool:

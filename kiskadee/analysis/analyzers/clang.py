@@ -45,13 +45,13 @@ def _finding(result: Dict, artifacts: List[Dict], roots: List[str], directory: s
     uri = artifact.get("uri") or _artifact_uri(artifacts, artifact.get("index"))
     region = location.get("region", {})
     checker, message = result.get("ruleId", ""), result.get("message", {}).get("text", "")
-    cwe, severity = classify("clang", checker, message)
+    cwes, severity = classify("clang", checker, message)
     return Finding(
         path=source_path(uri, roots, directory) if uri else "",
         line=int(region.get("startLine", 0)),
         column=int(region.get("startColumn", 0)),
         check_id=checker,
-        cwe=cwe,
+        cwes=cwes,
         severity=severity,
         message=message,
     )

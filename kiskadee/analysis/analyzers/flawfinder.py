@@ -3,13 +3,15 @@
 flawfinder skips a file it cannot decode as UTF-8, says so on its standard
 output between the CSV rows (a paragraph of advice), and then exits 15 with
 an otherwise whole report. Those lines are not rows and are left out; the
-skipped files are named as the run's problems.
+skipped files are named as the run's problems and counted as not analyzed.
+A row may name several CWEs ('CWE-119!/CWE-120'): all are kept, the one
+flawfinder maps the hit to (marked '!') first.
 """
 
 import csv
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Tuple
 
 from kiskadee.analysis.analyzers.base import Analyzer, ReportError, relative_path
 from kiskadee.core.findings import Finding
@@ -20,11 +22,16 @@ COLUMNS = {"File", "Line", "Column", "Level", "Category", "Name", "Warning", "Su
 EXIT_ENCODING_ERRORS = 15
 SKIPPED = re.compile(r"^Warning: encoding error in (.*) -- skipping file\.$", re.M)
 SKIPPED_LISTED = 20
+# The files flawfinder reads (its c_extensions), in directories not starting with a dot.
+SOURCE_SUFFIXES = frozenset({".c", ".h", ".ec", ".ecp", ".pgc", ".C", ".cpp", ".CPP", ".cxx", ".cc", ".CC",
+                             ".c++", ".pcc", ".pc", ".sc", ".hpp", ".H"})
 
 
 class Flawfinder(Analyzer):
     name = "flawfinder"
     exit_codes = frozenset({0, EXIT_ENCODING_ERRORS})
+    file_suffixes = SOURCE_SUFFIXES
+    skips_dot_directories = True
 
     def parse_version(self, output: str) -> str:
         version = output.strip()
@@ -49,17 +56,30 @@ class Flawfinder(Analyzer):
             return [_finding(dict(zip(header, row))) for row in rows
                     if len(row) == len(header) and row[line].isdigit()]
 
+    def not_analyzed(self, report: Path) -> Dict[str, str]:
+        return {name: "not UTF-8 (flawfinder skips such files)" for name in _skipped(report)}
+
     def problems(self, report: Path) -> str:
-        skipped = [relative_path(name) for name in SKIPPED.findall(report.read_text(errors="replace"))]
+        skipped = _skipped(report)
         if not skipped:
             return ""
         listed = ", ".join(skipped[:SKIPPED_LISTED]) + (", ..." if len(skipped) > SKIPPED_LISTED else "")
         return f"skipped {len(skipped)} file(s) it could not decode as UTF-8: {listed}"
 
 
-def _first_cwe(text: str) -> Optional[int]:
-    match = re.search(r"CWE-(\d+)", text or "")
-    return int(match.group(1)) if match else None
+def _skipped(report: Path) -> List[str]:
+    return [relative_path(name) for name in SKIPPED.findall(report.read_text(errors="replace"))]
+
+
+def cwes(text: str) -> Tuple[int, ...]:
+    """Every CWE of a row's CWEs column, each once, the one the hit is mapped to first.
+
+    flawfinder marks that one with '!' when it lists a more general and a more
+    specific CWE: 'CWE-119!/CWE-120' is (119, 120), 'CWE-362/CWE-367!' is (367, 362).
+    """
+    found = re.findall(r"CWE-(\d+)(!?)", text or "")
+    mapped = [int(number) for number, mark in found if mark]
+    return tuple(dict.fromkeys(mapped + [int(number) for number, _ in found]))
 
 
 def _finding(row: dict) -> Finding:
@@ -71,7 +91,7 @@ def _finding(row: dict) -> Finding:
         line=int(row["Line"]),
         column=int(row["Column"] or 0),
         check_id=f"{row['Category']}.{row['Name']}",
-        cwe=_first_cwe(row["CWEs"]),
+        cwes=cwes(row["CWEs"]),
         severity=SEVERITY.get(int(row["Level"]), "info"),
         message=message,
     )

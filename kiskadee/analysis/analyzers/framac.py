@@ -89,13 +89,13 @@ def _finding(row: Dict[str, str], roots: List[str], directory: str) -> Optional[
         check, message = f"precondition.{kind[len(PRECONDITION):]}", f"{kind}: {row['property']}"
     else:
         check, message = kind, f"{ALARMS[kind]}: assert {row['property']}"
-    cwe, _ = classify("framac", check, row["property"])
+    cwes, _ = classify("framac", check, row["property"])
     return Finding(
         path=source_path(os.path.join(row["directory"], row["file"]), roots, directory),
         line=int(row["line"] or 0),
         function=row["function"],
         check_id=check,
-        cwe=cwe,
+        cwes=cwes,
         severity="high" if row["status"].startswith("Invalid") else "low",
         message=message,
     )

@@ -9,7 +9,7 @@ mean the file did not compile and are counted as such by the driver.
 
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 from kiskadee.analysis.analyzers.base import ReportError
 from kiskadee.analysis.analyzers.checkers import classify
@@ -59,10 +59,17 @@ def check_id(diagnostic: Dict) -> str:
     return (diagnostic.get("option") or "").lstrip("-").removeprefix("W").rstrip("=")
 
 
+def _cwes(given: object, table: Tuple[int, ...]) -> Tuple[int, ...]:
+    """The CWE gcc gives first, then the table's others."""
+    if not isinstance(given, int) or isinstance(given, bool):
+        return table
+    return (given,) + tuple(cwe for cwe in table if cwe != given)
+
+
 def _finding(diagnostic: Dict, roots: List[str], directory: str) -> Finding:
     caret = (diagnostic.get("locations") or [{}])[0].get("caret", {})
     check, message = check_id(diagnostic), diagnostic.get("message", "")
-    cwe, severity = classify("gcc", check, message)
+    cwes, severity = classify("gcc", check, message)
     events = diagnostic.get("path") or [{}]
     return Finding(
         path=source_path(caret["file"], roots, directory) if caret.get("file") else "",
@@ -70,7 +77,7 @@ def _finding(diagnostic: Dict, roots: List[str], directory: str) -> Finding:
         column=int(caret.get("column", 0)),
         function=events[-1].get("function", ""),
         check_id=check,
-        cwe=(diagnostic.get("metadata") or {}).get("cwe") or cwe,
+        cwes=_cwes((diagnostic.get("metadata") or {}).get("cwe"), cwes),
         severity=severity,
         message=message,
     )

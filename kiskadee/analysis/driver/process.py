@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 TAIL_CHARS = 2000
+HEAD_BYTES = 64 * 1024      # of a tool's messages, searched for its first error
 
 
 class Deadline:
@@ -47,6 +48,7 @@ class Outcome(NamedTuple):
     timed_out: bool
     seconds: float
     stderr_tail: str
+    stderr_head: str = ""   # where a compiler's first error is: the tail holds its last ones
 
 
 def tool_environment(output: Path) -> Dict[str, str]:
@@ -70,9 +72,9 @@ def run(argv: Sequence[str], cwd: Path, env: Dict[str, str], timeout: Optional[f
             process = subprocess.Popen(list(argv), cwd=str(cwd), env=dict(env, PWD=str(cwd)),
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         except OSError as exc:
-            return Outcome(127, False, 0.0, f"cannot run {argv[0]}: {exc}")
+            return Outcome(127, False, 0.0, f"cannot run {argv[0]}: {exc}", f"cannot run {argv[0]}: {exc}")
         timed_out = _wait(process, timeout)
-    return Outcome(process.returncode, timed_out, time.monotonic() - started, tail(stderr))
+    return Outcome(process.returncode, timed_out, time.monotonic() - started, tail(stderr), head(stderr))
 
 
 def _wait(process: subprocess.Popen, timeout: Optional[float]) -> bool:
@@ -123,6 +125,18 @@ def _parent(entry: str) -> Optional[int]:
     # The command name in parentheses may hold spaces; the parent id follows the last ')'.
     fields = stat[stat.rfind(")") + 2:].split()
     return int(fields[1]) if len(fields) > 1 else None
+
+
+def head(path: Path, size: int = HEAD_BYTES) -> str:
+    """The start of a text file, whole lines only, for finding a tool's first error."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(size + 1)
+    except OSError:
+        return ""
+    if len(data) > size:
+        data = data[:size].rpartition(b"\n")[0]
+    return data.decode(errors="replace")
 
 
 def tail(path: Path, chars: int = TAIL_CHARS) -> str:

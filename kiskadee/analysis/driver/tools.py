@@ -16,6 +16,8 @@ from . import process
 from .units import Unit
 
 QUIET_EVA = "-eva-msg-key=-initial-state,-final-states"
+ERROR_LINE = re.compile(r"\b(error|fatal)\b", re.I)
+REASON_CHARS = 400
 
 
 class Context(NamedTuple):
@@ -47,20 +49,34 @@ def _status(outcome: process.Outcome) -> str:
     return "ok" if outcome.returncode == 0 else "failed"
 
 
-def _first_error(text: str) -> str:
-    for line in text.splitlines():
-        if re.search(r"\b(error|Error)\b", line):
-            return line.strip()[:200]
-    return (text.strip().splitlines() or [""])[-1][:300]
+def first_error(*texts: str) -> str:
+    """The first line saying 'error' or 'fatal' in ``texts``, in their order; else the last line.
+
+    A compiler's first error is the one to act on (the others often follow
+    from it), and a tail of its messages may start in the middle of a line.
+    """
+    for text in texts:
+        for line in text.splitlines():
+            if ERROR_LINE.search(line):
+                return _shortened(line.strip())
+    for text in reversed(texts):
+        lines = text.strip().splitlines()
+        if lines:
+            return _shortened(lines[-1].strip())
+    return ""
 
 
-def _reason(outcome: process.Outcome, text: str, context: Context) -> str:
+def _shortened(line: str) -> str:
+    return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 3].rstrip() + "..."
+
+
+def _reason(outcome: process.Outcome, context: Context, *texts: str) -> str:
     if outcome.timed_out and context.deadline.passed():
         return context.deadline.STOPPED
     if outcome.timed_out:
         return f"exceeded the per-file timeout of {context.unit_timeout:g} s"
     if outcome.returncode != 0:
-        return _first_error(text) or f"exited with status {outcome.returncode}"
+        return first_error(*texts) or f"exited with status {outcome.returncode}"
     return ""
 
 
@@ -70,7 +86,7 @@ def clang(unit: Unit, number: int, context: Context) -> UnitResult:
     argv = [context.program, "--analyze", "--analyzer-output", "sarif", "-o", str(context.output / report),
             *unit.flags, *context.extra_args, unit.file]
     outcome = _run(argv, unit, number, context)
-    reason = _reason(outcome, outcome.stderr_tail, context)
+    reason = _reason(outcome, context, outcome.stderr_head, outcome.stderr_tail)
     reports = [report] if (context.output / report).is_file() else []
     return UnitResult(_status(outcome), reason, reports, outcome.seconds)
 
@@ -86,10 +102,10 @@ def gcc(unit: Unit, number: int, context: Context) -> UnitResult:
     if diagnostics is None:
         # Killed midway (out of memory, a crash): what it wrote is no report. The unit failed,
         # and only it: its reason is what gcc said last, and no report is named for the host.
-        reason = _reason(outcome, process.tail(context.output / report), context)
+        reason = _reason(outcome, context, process.tail(context.output / report))
         return UnitResult("timeout" if outcome.timed_out else "failed",
                           reason or "its diagnostics are not the JSON gcc writes", [], outcome.seconds)
-    reason = _reason(outcome, _gcc_errors(diagnostics), context)
+    reason = _reason(outcome, context, _gcc_errors(diagnostics))
     return UnitResult(_status(outcome), reason, [report], outcome.seconds)
 
 
@@ -119,11 +135,12 @@ def framac(unit: Unit, number: int, context: Context) -> UnitResult:
     parse = [context.program, f"-cpp-extra-args={_cpp_args(unit.flags)}", unit.file,
              "-metrics", "-save", str(saved)]
     parsed = _run(parse, unit, number, context, suffix="parse")
-    parse_log = process.tail(context.output / f"units/{number:05d}.parse.out", 20000)
+    parse_out = context.output / f"units/{number:05d}.parse.out"
     if parsed.timed_out or parsed.returncode != 0:
-        reason = _reason(parsed, joined(parse_log + parsed.stderr_tail), context)
+        # The preprocessor's error on stderr says more than Frama-C's 'failed to run' on stdout.
+        reason = _reason(parsed, context, parsed.stderr_head, joined(process.head(parse_out)))
         return UnitResult(_status(parsed), reason, [], parsed.seconds)
-    entries = entry_points(parse_log)[: context.max_entry_points]
+    entries = entry_points(process.tail(parse_out, 20000))[: context.max_entry_points]
     if not entries:
         saved.unlink()
         return UnitResult("ok", "", [], parsed.seconds)
@@ -132,7 +149,7 @@ def framac(unit: Unit, number: int, context: Context) -> UnitResult:
     saved.unlink()
     done = [r for r in reports if (context.output / r).is_file()]
     eva_log = process.tail(context.output / f"units/{number:05d}.eva.out")
-    reason = _reason(eva, joined(eva_log + eva.stderr_tail), context)
+    reason = _reason(eva, context, eva.stderr_head, joined(eva_log))
     return UnitResult(_status(eva), reason, done, parsed.seconds + eva.seconds)
 
 

@@ -1,7 +1,18 @@
 """SARIF 2.1.0 (OASIS) export: one run per analyzer.
 
 - Each result carries kiskadee's fingerprint in ``partialFingerprints``, so
-  SARIF consumers match findings across releases as kiskadee does.
+  SARIF consumers match findings across releases as kiskadee does, and
+  GitHub's ``primaryLocationLineHash`` (computed as codeql-action does, see
+  ``linehash``) where the analyzed source is still on this host
+  (``sourcetree``; the run's ``properties.lineHashes`` says whether).
+- Rules carry the analyzers' own descriptions and help, their CWEs, and for
+  security rules GitHub's ``security-severity`` (``rules``).
+- ``automationDetails.id`` is a GitHub category per fetcher, package and
+  analyzer (``kiskadee/debian/lz4/cppcheck/``), the same for every release,
+  so an alert fixed in a later release is closed there; the version is in
+  the run's properties and ``automationDetails.description``.
+- ``originalUriBaseIds.SRCROOT`` has a ``uri`` (``file:///PKG-VERSION/``,
+  where the source unpacks), without which CodeChecker reads no result.
 - ``baselineState`` is ``new`` or ``unchanged`` against the previous analyzed
   version, and left out where there is none or the analyzer did not complete
   on it (the run's ``properties.baseline`` says why). ``baselineGuid`` names
@@ -16,15 +27,19 @@
 """
 
 import uuid
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 from kiskadee.core import ranking
+from kiskadee.results.export import rules as described
+from kiskadee.results.export import sourcetree
 from kiskadee.results.export.collect import Export
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 VERSION = "2.1.0"
 FINGERPRINT_KEY = "kiskadee/v1"
+LINE_HASH_KEY = "primaryLocationLineHash"
 LEVELS = {"high": "error", "medium": "warning", "low": "note", "info": "note"}
 SUPPRESSING_WAIVERS = ("false-positive", "intentional")
 # Run GUIDs are derived from fetcher, package, version and analyzer, so a later
@@ -32,35 +47,62 @@ SUPPRESSING_WAIVERS = ("false-positive", "intentional")
 _RUN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:kiskadee:sarif-run")
 
 
-def to_sarif(export: Export) -> Dict:
-    """The SARIF log of an export, as JSON-ready data."""
-    return {"$schema": SCHEMA, "version": VERSION, "runs": [_run(export, a) for a in export.analyses]}
+def to_sarif(export: Export, source: Optional[Path] = None) -> Dict:
+    """The SARIF log of an export, as JSON-ready data.
+
+    ``source`` is the analyzed source tree or archive, for the line hashes;
+    by default the local file or directory the version was analyzed from, if
+    it is still there.
+    """
+    with sourcetree.opened(export, source) as (root, note):
+        hashes = sourcetree.finding_line_hashes(root, export.findings) if root else {}
+    runs = [_run(export, analysis, hashes, note) for analysis in export.analyses]
+    return {"$schema": SCHEMA, "version": VERSION, "runs": runs}
 
 
 def run_guid(fetcher: str, package: str, version: str, analyzer: str) -> str:
     return str(uuid.uuid5(_RUN_NAMESPACE, "\0".join((fetcher, package, version, analyzer))))
 
 
-def _run(export: Export, analysis: Dict) -> Dict:
+def category(fetcher: str, package: str, analyzer: str) -> str:
+    """GitHub's code scanning category of a package's runs of one analyzer: no version in it."""
+    return "/".join(quote(part, safe="") for part in ("kiskadee", fetcher, package, analyzer)) + "/"
+
+
+def source_root_uri(package: str, version: str) -> str:
+    """Where SRCROOT stands for: the directory the source unpacks to, as an absolute URI."""
+    return f"file:///{quote(package, safe='')}-{quote(version, safe='')}/"
+
+
+def _run(export: Export, analysis: Dict, hashes: Dict[int, str], hash_note: str) -> Dict:
     name = analysis["analyzer"]
     findings = [f for f in export.findings if f["analyzer"] == name]
-    rules, index = _rules(findings)
+    rules, index = _rules(name, findings)
     run = {
         "tool": {"driver": _driver(analysis, rules)},
         "invocations": [_invocation(analysis)],
-        "automationDetails": {
-            "id": f"kiskadee/{export.fetcher}/{export.package}/{export.version}/{name}",
-            "guid": run_guid(export.fetcher, export.package, export.version, name),
-        },
-        "originalUriBaseIds": {"SRCROOT": {"description": {
-            "text": f"The top directory of {export.package} {export.version} ({export.source_url or 'source'})"}}},
-        "results": [_result(f, index) for f in findings],
+        "automationDetails": _automation_details(export, name),
+        "originalUriBaseIds": {"SRCROOT": {
+            "uri": source_root_uri(export.package, export.version),
+            "description": {"text": f"The top directory of {export.package} {export.version} "
+                                    f"({export.source_url or 'source'}) where it is unpacked"}}},
+        "results": [_result(f, index, hashes.get(f["id"])) for f in findings],
         "properties": {"package": export.package, "fetcher": export.fetcher, "version": export.version,
-                       "previousVersion": export.previous, "baseline": _baseline_note(export, analysis)},
+                       "previousVersion": export.previous, "baseline": _baseline_note(export, analysis),
+                       "sourceUrl": export.source_url, "sha256": export.sha256, "lineHashes": hash_note},
     }
     if export.previous and not analysis["baseline"]:
         run["baselineGuid"] = run_guid(export.fetcher, export.package, export.previous, name)
     return run
+
+
+def _automation_details(export: Export, analyzer: str) -> Dict:
+    """The run's GitHub category (no version), its own GUID and one GUID shared by the category's runs."""
+    shared = category(export.fetcher, export.package, analyzer)
+    return {"id": shared,
+            "guid": run_guid(export.fetcher, export.package, export.version, analyzer),
+            "correlationGuid": str(uuid.uuid5(_RUN_NAMESPACE, shared)),
+            "description": {"text": f"{export.package} {export.version} ({export.fetcher}) analyzed by {analyzer}"}}
 
 
 def _baseline_note(export: Export, analysis: Dict) -> str:
@@ -85,23 +127,25 @@ def _invocation(analysis: Dict) -> Dict:
     return invocation
 
 
-def _rules(findings: List[Dict]) -> Tuple[List[Dict], Dict[str, int]]:
+def _rules(analyzer: str, findings: List[Dict]) -> Tuple[List[Dict], Dict[str, int]]:
     """One reporting descriptor per check id, and each check id's index among them."""
-    rules: List[Dict] = []
-    index: Dict[str, int] = {}
+    cwes: Dict[str, set] = {}
     for finding in findings:
-        check = finding["check_id"]
-        if check in index:
-            continue
-        index[check] = len(rules)
-        rule = {"id": check, "shortDescription": {"text": check}}
-        if finding["cwe"]:
-            rule["properties"] = {"tags": [f"external/cwe/cwe-{finding['cwe']}"]}
-        rules.append(rule)
-    return rules, index
+        cwes.setdefault(finding["check_id"], set()).update(_cwes(finding))
+    rules = [described.descriptor(analyzer, check, seen) for check, seen in cwes.items()]
+    return rules, {check: number for number, check in enumerate(cwes)}
 
 
-def _result(finding: Dict, index: Dict[str, int]) -> Dict:
+def _cwes(finding: Dict) -> List[int]:
+    """Every CWE of a finding: the store's "119,120" (or a list), else its main CWE."""
+    listed = finding.get("cwes") or ()
+    if isinstance(listed, str):
+        listed = listed.split(",")
+    numbers = [int(c) for c in listed if str(c).strip()]
+    return numbers or ([finding["cwe"]] if finding["cwe"] else [])
+
+
+def _result(finding: Dict, index: Dict[str, int], line_hash: Optional[str]) -> Dict:
     result = {
         "ruleId": finding["check_id"],
         "ruleIndex": index[finding["check_id"]],
@@ -111,6 +155,8 @@ def _result(finding: Dict, index: Dict[str, int]) -> Dict:
         "partialFingerprints": {FINGERPRINT_KEY: finding["fingerprint"]},
         "properties": _properties(finding),
     }
+    if line_hash:
+        result["partialFingerprints"][LINE_HASH_KEY] = line_hash
     if finding["baseline_state"]:
         result["baselineState"] = finding["baseline_state"]
     suppression = _suppression(finding["waiver"])
