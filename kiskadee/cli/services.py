@@ -84,10 +84,11 @@ def cmd_run(args, settings: config.Config) -> int:
 
 
 def cmd_submit(args, settings: config.Config) -> int:
-    from kiskadee.service.intake import EventRejected, IntakeSender
+    from kiskadee.service.intake import EventRejected, IntakeSender, check_may_send
 
+    check_may_send(settings.service.intake_endpoint)           # before copying anything into the spool
+    url, sha256 = submitted_source(args.source, settings)      # a local file goes into the spool first
     with IntakeSender(settings.service.intake_endpoint, service=settings.service, limits=settings.limits) as intake:
-        url, sha256 = submitted_source(args.source, settings)      # a local file goes into the spool first
         intake.send(SourceEvent("local", args.name, args.version, source_url=url, sha256=sha256))
     if intake.rejected:     # exit 4, with the monitor's reason
         raise EventRejected(f"the monitor rejected {args.name} {args.version}: {next(iter(intake.rejected.values()))}")

@@ -60,25 +60,24 @@ class EventRejected(KiskadeeError):
     exit_code = EXIT_SOURCE
 
 
-def _check_socket(path: Path, endpoint: str) -> None:
-    """MonitorUnavailable, saying why, if no monitor listens at ``path`` or this user may not send to it.
+def check_may_send(endpoint: str) -> None:
+    """MonitorUnavailable, saying why, if this user may not send to the ipc:// ``endpoint``'s socket.
 
     ZeroMQ would keep trying to connect in silence; a person waiting for
     'kiskadee submit' should hear at once that the socket is not theirs.
     """
-    if not path.exists():
-        raise MonitorUnavailable(f"no monitor is listening on {endpoint}; start it "
-                                 "('kiskadee run', or 'systemctl start kiskadee.target')")
-    if not os.access(path, os.W_OK):
-        status = path.stat()
-        try:
-            group = grp.getgrgid(status.st_gid).gr_name
-        except KeyError:
-            group = str(status.st_gid)
-        who = (f"members of the group {group!r} may (an admin adds you: usermod -aG {group} $USER)"
-               if status.st_mode & 0o020 else "only its owner may")
-        raise MonitorUnavailable(f"permission denied: {path}: sending events to the monitor takes write "
-                                 f"access to its intake socket, which {who}")
+    path = Path(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://") else None
+    if path is None or not path.exists() or os.access(path, os.W_OK):
+        return
+    status = path.stat()
+    try:
+        group = grp.getgrgid(status.st_gid).gr_name
+    except KeyError:
+        group = str(status.st_gid)
+    who = (f"members of the group {group!r} may (an admin adds you: usermod -aG {group} $USER)"
+           if status.st_mode & 0o020 else "only its owner may")
+    raise MonitorUnavailable(f"permission denied: {path}: sending events to the monitor takes write "
+                             f"access to its intake socket, which {who}")
 
 
 class Delivery(NamedTuple):
@@ -124,8 +123,10 @@ class IntakeSender:
                  service: Optional[ServiceConfig] = None, limits: LimitsConfig = wire.DEFAULT_LIMITS):
         """``service``: the configuration whose CurveZMQ keys a tcp:// ``endpoint`` needs (curve.secure_client);
         ``limits``: an event larger than the intake takes is rejected here, not sent."""
-        if endpoint.startswith("ipc://"):
-            _check_socket(Path(endpoint[len("ipc://"):]), endpoint)
+        if endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists():
+            raise MonitorUnavailable(f"no monitor is listening on {endpoint}; start it "
+                                     "('kiskadee run', or 'systemctl start kiskadee.target')")
+        check_may_send(endpoint)
         self.endpoint = endpoint
         self.sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         for option, value in ((zmq.SNDHWM, 0), (zmq.RCVHWM, 0), (zmq.LINGER, 0),

@@ -11,7 +11,8 @@ from harness import HELLO_TARBALL, run_kiskadee
 def ranks(db):
     with contextlib.closing(sqlite3.connect(db)) as connection:
         return dict(((analyzer, fingerprint), (rank, survived)) for analyzer, fingerprint, rank, survived in
-                    connection.execute("SELECT analyzer, fingerprint, rank, survived FROM finding_detail"))
+                    connection.execute("SELECT d.analyzer, d.fingerprint, d.rank, f.survived FROM finding_detail d"
+                                       " JOIN finding f ON f.id = d.id"))
 
 
 def analyze(db, analyzers):
