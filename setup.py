@@ -38,6 +38,11 @@ setup(
     entry_points={
         "console_scripts": ["kiskadee = kiskadee.cli:main"],
         "moksha.consumer": ["kiskadee_anitya = kiskadee.anitya.bridge:AnityaConsumer"],
+        # kiskadee's own messages ('kiskadee publish'): consumers find the classes by these names.
+        "fedora.messages": [
+            "kiskadee.analysis.complete.v1 = kiskadee.anitya.schema:AnalysisCompleteV1",
+            "kiskadee.analysis.failed.v1 = kiskadee.anitya.schema:AnalysisFailedV1",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

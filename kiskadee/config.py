@@ -64,6 +64,13 @@ def default_database_path() -> str:
     return str(Path(os.environ.get("STATE_DIRECTORY") or _data_home() / "kiskadee") / "kiskadee.db")
 
 
+def default_cache_path(database_path: str) -> str:
+    """The analysis cache's file: cache.db beside the database (in STATE_DIR unless it is moved)."""
+    if "://" in database_path:          # a database server: the state directory
+        return str(Path(default_state_dir()) / "cache.db")
+    return str(Path(database_path).parent / "cache.db")
+
+
 def default_state_dir() -> str:
     """Where fetchers remember what they saw: systemd's StateDirectory, else the XDG data home."""
     return os.environ.get("STATE_DIRECTORY") or str(_data_home() / "kiskadee")
@@ -181,6 +188,15 @@ ANALYZERS = tuple(field.name for field in dataclasses.fields(AnalyzersConfig))
 
 
 @dataclasses.dataclass(frozen=True)
+class CacheConfig:
+    """The per-unit result cache (kiskadee.analysis.cache): unchanged files are not analyzed again."""
+
+    enabled: bool = True
+    path: str = ""                      # '' means cache.db in the database's directory
+    max_mb: int = dataclasses.field(default=1024, metadata={"minimum": 1})  # past it, the least recently used entries are removed
+
+
+@dataclasses.dataclass(frozen=True)
 class AnalysisConfig:
     analyzers: Tuple[str, ...] = _choice(("cppcheck", "flawfinder"), ANALYZERS)
     timeout: float = 1800.0             # seconds per analyzer run
@@ -193,6 +209,7 @@ class AnalysisConfig:
     max_download_bytes: int = 1024**3
     download_timeout: float = 300.0     # seconds each read of a download may wait
     download_deadline: float = 600.0    # seconds a whole download may take, redirects included
+    cache: CacheConfig = CacheConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,6 +341,24 @@ class AnityaBusConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PublishConfig:
+    """kiskadee's own events on fedora-messaging: the outbox the monitor fills, 'kiskadee publish' sends."""
+
+    enabled: bool = False               # the monitor writes an event per stored or failed version to the outbox
+    topic_prefix: str = ""              # put before every topic: 'org.example.prod' gives org.example.prod.kiskadee...
+    messaging_config: str = ""          # fedora-messaging's file (broker, TLS); '' means its own lookup
+    confirm_timeout: float = 10.0       # seconds a broker may stay blocked or silent before a send counts as failed
+    retry_seconds: float = 5.0          # pause after the broker could not be reached or did not confirm
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig:
+    """The static HTML report ('kiskadee report', the kiskadee-report timer)."""
+
+    dir: str = ""                       # where the pages go; '' means STATE_DIR/html
+
+
+@dataclasses.dataclass(frozen=True)
 class RankingConfig:
     # A priors table from 'kiskadee ranking refit --output FILE'; '' is the one kiskadee ships.
     priors: str = ""
@@ -342,7 +377,14 @@ class Config:
     anitya: AnityaBusConfig = AnityaBusConfig()
     limits: LimitsConfig = LimitsConfig()
     ranking: RankingConfig = RankingConfig()
+    report: ReportConfig = ReportConfig()
+    publish: PublishConfig = PublishConfig()
     source: str = "built-in defaults"   # where this configuration came from
+
+    def __post_init__(self) -> None:
+        if not self.analysis.cache.path:    # beside the database, wherever that is
+            cache = dataclasses.replace(self.analysis.cache, path=default_cache_path(self.database.path))
+            object.__setattr__(self, "analysis", dataclasses.replace(self.analysis, cache=cache))
 
 
 def find_config_file(explicit: Optional[str] = None) -> Optional[Path]:

@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional
 
 from kiskadee import __version__, config, logs
-from kiskadee.cli import analyze, common, curation, images, maintenance, ranking, services
+from kiskadee.cli import analyze, common, curation, images, maintenance, publish, ranking, report, services
 from kiskadee.errors import KiskadeeError
 from kiskadee.store.db import close_bound_database
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     database = common.database_option()
-    for group in (analyze, services, images, curation, maintenance, ranking):
+    for group in (analyze, services, images, curation, maintenance, ranking, report, publish):
         group.add_commands(commands, database)
     return parser
 

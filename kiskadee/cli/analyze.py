@@ -106,7 +106,8 @@ def cmd_analyze(args, settings: config.Config) -> int:
                                   Limits(analysis.timeout, analysis.memory_limit_mb, analysis.max_output_bytes),
                                   analysis, progress)
     version = record_analysis(VersionKey(event.fetcher, event.package, event.version), analyzed.runs,
-                              source_url=analyzed.url, sha256=analyzed.sha256, db=db, table=priors)
+                              source_url=analyzed.url, sha256=analyzed.sha256, db=db, table=priors,
+                              publish=settings.publish.enabled)
     if not args.quiet:
         print(render.version_text(queries.version_report(version, top=args.top)))
     incomplete = [run for run in analyzed.runs if run.status in FAILURES]

@@ -78,8 +78,9 @@ class Monitor(Service):
     def __init__(self, settings: Config, context: Optional[zmq.Context] = None):
         super().__init__()
         self.settings = settings
-        self.policy = queue.QueuePolicy(**{k: getattr(settings.monitor, k) for k in
-                                          ("analyze", "lease_seconds", "max_attempts", "backoff_seconds")})
+        self.policy = queue.QueuePolicy(publish=settings.publish.enabled,
+                                        **{k: getattr(settings.monitor, k) for k in
+                                           ("analyze", "lease_seconds", "max_attempts", "backoff_seconds")})
         self.context = context or zmq.Context.instance()
         self.limits = settings.limits
         self.catalog = Catalog(self.policy, self.limits.version_chars)
@@ -264,7 +265,7 @@ class Monitor(Service):
         try:
             with self.db.atomic():
                 job = queue.holder(fields["job"], _name_of(identity), lease)
-                queue.fail(job, wire.reason_text(reason), now.utc)
+                queue.fail(job, wire.reason_text(reason), now.utc, publish=self.policy.publish)
         except queue.LeaseRefused:
             pass        # not the holder's result: the job stays as it is
         except Exception:   # noqa: BLE001 (contained; the lease runs out and the job is re-queued)
@@ -353,7 +354,8 @@ class Monitor(Service):
             except Exception as exc:    # noqa: BLE001 (contained to this job, which fails with the reason)
                 self._contained(f"sending job {job.id}", now)
                 with self.db.atomic():
-                    queue.fail(job, f"the monitor could not send this job: {type(exc).__name__}: {exc}", now.utc)
+                    queue.fail(job, f"the monitor could not send this job: {type(exc).__name__}: {exc}", now.utc,
+                               publish=self.policy.publish)
                 continue
             if not self._send(identity, frame):
                 queue.release(job)

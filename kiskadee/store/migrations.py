@@ -329,6 +329,20 @@ WAIVED_FINDING_DETAIL = [
         LEFT JOIN waiver w ON w.package_id = p.id AND w.fingerprint = f.fingerprint""",
 ]
 
+OUTBOX = [
+    # Messages for the message bus, written in the transaction that stores or fails a version
+    # (kiskadee.store.outbox), sent and deleted in id order by 'kiskadee publish'. message_id
+    # is the message's id on the bus: a message sent again after a crash keeps it. A message
+    # the bus can never take keeps its row, with the reason in error, and is skipped.
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE,
+        topic TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at DATETIME NOT NULL,
+        error TEXT NOT NULL DEFAULT '')""",
+]
+
 # The release views (new_finding, fixed_finding) compare an analyzer only where its status
 # is 'ok' on both versions: kiskadee.core.states.COMPLETED, which lineage and the diff use
 # too (tests/unit/test_states.py checks they agree). Changing that definition takes a new
@@ -344,6 +358,7 @@ MIGRATIONS = [
     Migration(8, "lease tokens: results and heartbeats only from the lease holder", LEASE_TOKENS),
     Migration(9, "every CWE of a finding", FINDING_CWES),
     Migration(10, "finding_detail shows the finding's waiver", WAIVED_FINDING_DETAIL),
+    Migration(11, "an outbox of messages for the message bus", OUTBOX),
 ]
 
 LATEST = MIGRATIONS[-1].number

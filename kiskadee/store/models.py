@@ -134,4 +134,17 @@ class Waiver(BaseModel):
         indexes = ((("package", "fingerprint"), True),)
 
 
-MODELS = (Fetcher, Package, Version, Analyzer, Analysis, Finding, Runner, Waiver)
+class OutboxMessage(BaseModel):
+    """A message for the message bus, waiting for 'kiskadee publish' (kiskadee.store.outbox; migration 11)."""
+
+    message_id = peewee.TextField(unique=True)      # a uuid, the message's id on the bus, kept when sent again
+    topic = peewee.TextField()                      # without the configured prefix: kiskadee.analysis.complete
+    body = peewee.TextField()                       # JSON, as the message schema (kiskadee.anitya.schema) says
+    created_at = peewee.DateTimeField(default=utcnow)
+    error = peewee.TextField(default="")            # why the bus can never take it; such a message is skipped
+
+    class Meta:
+        table_name = "outbox"
+
+
+MODELS = (Fetcher, Package, Version, Analyzer, Analysis, Finding, Runner, Waiver, OutboxMessage)

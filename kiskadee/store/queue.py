@@ -18,6 +18,10 @@ The monitor calls the queue functions, so its catalog of known versions
 (``kiskadee.store.catalog``) stays true to the database; ``record_analysis``
 (``kiskadee analyze``) and ``retry`` (``kiskadee retry``) are one-shot commands
 that write next to it.
+
+With ``QueuePolicy.publish`` (``[publish] enabled``), every version that is
+stored or fails is announced in the outbox (``kiskadee.store.outbox``) in the
+same transaction, for ``kiskadee publish`` to send.
 """
 
 import dataclasses
@@ -31,6 +35,7 @@ import peewee
 from kiskadee.core.ranking import Priors
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.core.states import FAILURES, IN_QUEUE, RETRYABLE, ForbiddenTransition, VersionState, check_transition
+from kiskadee.store import outbox
 from kiskadee.store.db import retry_when_busy, write_transaction
 from kiskadee.store.models import Version, utcnow
 from kiskadee.store.results import VersionKey, get_version, store_runs
@@ -44,6 +49,7 @@ class QueuePolicy:
     lease_seconds: float = 120.0    # a job whose runner is silent this long is re-queued
     max_attempts: int = 3
     backoff_seconds: float = 30.0   # doubled at each further attempt
+    publish: bool = False           # announce each stored or failed version in the outbox ('kiskadee publish')
 
 
 class LeaseRefused(Exception):
@@ -114,12 +120,14 @@ def heartbeat(job_id: int, runner: str, token: str, policy: QueuePolicy, now: da
     job.save(only=[Version.lease_expires])
 
 
-def fail(job: Version, reason: str, now: datetime.datetime) -> None:
-    """Fail a leased job for good with ``reason``: its result could not be taken or its job not sent."""
+def fail(job: Version, reason: str, now: datetime.datetime, publish: bool = False) -> None:
+    """Fail a leased job for good with ``reason``: its result could not be taken or its job not sent;
+    announced in the outbox when ``publish``."""
     log.warning("%s %s failed: %s", job.package.name, job.number, reason)
     _move(job, VersionState.FAILED)
     job.error, job.lease_expires, job.finished_at = reason, None, now
     job.save()
+    _announce(job, publish, now)
 
 
 def expire_leases(policy: QueuePolicy, now: datetime.datetime) -> List[Version]:
@@ -143,6 +151,8 @@ def requeue(job: Version, reason: str, policy: QueuePolicy, now: datetime.dateti
         _move(job, VersionState.QUEUED)
         job.not_before = now + datetime.timedelta(seconds=delay)
     job.save()
+    if job.state == VersionState.FAILED:
+        _announce(job, policy.publish, now)
 
 
 def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: QueuePolicy,
@@ -168,11 +178,13 @@ def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: Que
         _move(job, VersionState.UNRESOLVED if fields.get("unresolved") else VersionState.FAILED)
         job.error, job.finished_at = fields["error"], now
         job.save()
+        _announce(job, policy.publish, now)
         return job.state
     job.source_url = fields.get("source_url") or job.source_url
     job.sha256 = fields.get("sha256") or job.sha256
     store_runs(job, runs, started_at=job.started_at, table=table)
     _finish(job, runs, now)
+    _announce(job, policy.publish, now)
     return "stored"
 
 
@@ -186,17 +198,27 @@ def _finish(version: Version, runs: Sequence[AnalyzerRun], now: datetime.datetim
 
 
 def record_analysis(key: VersionKey, runs: Sequence[AnalyzerRun], *, source_url: str = "",
-                    sha256: str = "", db: peewee.Database, table: Optional[Priors] = None) -> Version:
+                    sha256: str = "", db: peewee.Database, table: Optional[Priors] = None,
+                    publish: bool = False) -> Version:
     """Store a complete one-shot analysis of ``key`` (``kiskadee analyze``) in one transaction,
-    tried again with backoff while the monitor keeps the database busy: the analysis took minutes."""
+    tried again with backoff while the monitor keeps the database busy: the analysis took minutes.
+    Announced in the outbox when ``publish``."""
     def write() -> Version:
         with write_transaction(db):
             version = get_version(key)
             store_runs(version, runs, table=table)
             version.source_url, version.sha256 = source_url, sha256
-            _finish(version, runs, utcnow())
+            now = utcnow()
+            _finish(version, runs, now)
+            _announce(version, publish, now)
         return version
     return retry_when_busy(write)
+
+
+def _announce(version: Version, publish: bool, now: datetime.datetime) -> None:
+    """Write the message announcing ``version``'s outcome to the outbox, in the caller's transaction."""
+    if publish:
+        outbox.announce(version, now)
 
 
 def retry(versions: peewee.Query, now: datetime.datetime) -> int:
