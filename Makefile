@@ -62,6 +62,9 @@ bench: test-setup
 	$(BIN)/python bench/bridge.py
 	$(BIN)/python bench/docker_overhead.py
 	$(BIN)/python bench/diff.py
+	$(BIN)/python bench/diff_accuracy.py
+	$(BIN)/python bench/ranking.py
+	$(BIN)/python bench/report.py
 
 # The noarch RPMs (kiskadee, kiskadee-fedmsg) in build/rpm; see packaging/rpm/build.
 rpm: test-setup

@@ -31,7 +31,7 @@ from typing import Collection, Dict, Iterable, List, Mapping, NamedTuple, Option
 from kiskadee.core import ranking
 from kiskadee.core.findings import Finding
 from kiskadee.core.runs import AnalyzerRun
-from kiskadee.store import lineage, sql
+from kiskadee.store import lineage, sql, waivers
 from kiskadee.store.models import Analysis, Analyzer, Fetcher, Package, Version, utcnow
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ def store_runs(version: Version, runs: Sequence[AnalyzerRun], started_at=None,
     for run in runs:
         _store_run(version, run, started_at, survived)
     _update(kept, {stored.id: stored.survived for stored in kept})
+    waivers.carry(version, previous)    # a verdict follows its finding into a moved file
     for later in lineage.later(version):
         _refresh(later, table)
 
@@ -129,6 +130,7 @@ def _refresh(version: Version, table: Optional[ranking.Priors]) -> None:
     """Link ``version`` to its previous analyzed version again and count its findings' survival
     again; where a count changed, rank the whole version again."""
     previous = lineage.link(version)
+    waivers.carry(version, previous)
     rows = sql.execute("SELECT f.fingerprint, f.survived FROM finding f JOIN analysis a ON a.id = f.analysis_id"
                        " WHERE a.version_id = ?", version.id).fetchall()
     survived = lineage.survival(version, previous, [fingerprint for fingerprint, _ in rows])
