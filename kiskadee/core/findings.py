@@ -55,11 +55,18 @@ class Finding:
     cwes: Tuple[int, ...] = ()      # every CWE the tool gives, the main one first
     fingerprint: str = ""
     rank: float = 0.0
+    # The source around ``line`` as the runner read it (kiskadee.analysis.context), so reports and
+    # exports show code without the tree: the lines, the number of the first (0: none), and
+    # GitHub's primaryLocationLineHash of ``line`` (kiskadee.core.linehash).
+    context: Tuple[str, ...] = ()
+    context_line: int = 0
+    line_hash: str = ""
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
         self.cwes = tuple(self.cwes)        # a list when it came over the wire
+        self.context = tuple(self.context)
         if self.cwes and self.cwe is None:
             self.cwe = self.cwes[0]
         elif self.cwe is not None and self.cwe not in self.cwes:

@@ -28,6 +28,7 @@ class AnalyzerRun:
         data = dataclasses.asdict(self)
         for finding in data["findings"]:
             finding["cwes"] = list(finding["cwes"])
+            finding["context"] = list(finding["context"])
         return data
 
     @classmethod

@@ -31,6 +31,7 @@ import math
 import re
 from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 
+from kiskadee.analysis.context import MOST_LINES, WIDTH
 from kiskadee.config import LimitsConfig
 from kiskadee.core.findings import SEVERITIES
 
@@ -98,8 +99,11 @@ FINDING_FIELDS = {
     "message": Field(_STR, True, "text"), "column": Field(_INT, False), "function": Field(_STR, False, "path"),
     "cwe": Field((int, _NONE), False), "cwes": Field(_LIST, False), "fingerprint": Field(_STR, False, "token"),
     "rank": Field(_NUMBER, False),
+    # The source around the finding (kiskadee.analysis.context): checked in _check_context.
+    "context": Field(_LIST, False), "context_line": Field(_INT, False), "line_hash": Field(_STR, False, "token"),
 }
 MAX_CWES = 16           # CWEs one finding may name (flawfinder gives two or three)
+LINE_HASH = re.compile(r"[0-9a-f]{1,16}:[1-9][0-9]{0,9}")     # GitHub's primaryLocationLineHash: hash:occurrence
 
 # A JSON string, to skip when counting brackets; unrolled so a long string costs no backtracking.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
@@ -265,6 +269,27 @@ def _check_run(where: str, run: Any, limits: Optional[LimitsConfig]) -> None:
         cwes = finding.get("cwes", [])
         if len(cwes) > MAX_CWES or not all(_is(cwe, _INT) and 0 < cwe <= MAX_ID for cwe in cwes):
             raise WireError(f"{where} finding {number}: cwes must be at most {MAX_CWES} positive integers")
+        _check_context(f"{where} finding {number}", finding, limits)
+
+
+def _check_context(where: str, finding: dict, limits: Optional[LimitsConfig]) -> None:
+    """The source lines around a finding: a few short lines without line ends, its line among them."""
+    lines, first = finding.get("context", []), finding.get("context_line", 0)
+    if len(lines) > MOST_LINES or not all(_is(line, _STR) and len(line) <= WIDTH for line in lines):
+        raise WireError(f"{where}: context must be at most {MOST_LINES} strings of at most {WIDTH} characters")
+    if any("\n" in line or "\r" in line for line in lines):
+        raise WireError(f"{where}: a context line holds a line end")
+    if limits is not None and sum(map(len, lines)) > limits.text_chars:
+        raise WireError(f"{where}: context is over the limit of {limits.text_chars} characters")
+    if lines and not 1 <= first <= finding["line"] < first + len(lines):
+        raise WireError(f"{where}: context from line {first} for {len(lines)} lines does not hold "
+                        f"the finding's line {finding['line']}")
+    if first and not lines:
+        raise WireError(f"{where}: context_line is {first} but there is no context")
+    line_hash = finding.get("line_hash", "")
+    if line_hash and not LINE_HASH.fullmatch(line_hash):
+        raise WireError(f"{where}: line_hash {_short(line_hash)} is not a line hash "
+                        "(hex digits, ':', the occurrence number)")
 
 
 def _check_seqs(kind: str, seqs: list) -> None:

@@ -15,10 +15,11 @@ from kiskadee.store.models import Analysis, Analyzer, Finding
 CHUNK = 900             # ids per statement, under SQLite's limit of host parameters
 
 DETAIL_FIELDS = ("id", "analyzer", "version", "path", "line", "column", "function", "check_id", "cwe",
-                 "cwes", "severity", "message", "fingerprint", "rank", "survived")
+                 "cwes", "severity", "message", "fingerprint", "rank", "survived", "context", "context_line",
+                 "line_hash")
 DETAIL_QUERY = (
     "SELECT f.id, az.name, v.number, f.path, f.line, f.\"column\", f.function, f.check_id, f.cwe,"
-    " f.cwes, f.severity, f.message, f.fingerprint, f.rank, f.survived"
+    " f.cwes, f.severity, f.message, f.fingerprint, f.rank, f.survived, f.context, f.context_line, f.line_hash"
     " FROM finding f JOIN analysis a ON a.id = f.analysis_id JOIN analyzer az ON az.id = a.analyzer_id"
     " JOIN version v ON v.id = a.version_id WHERE f.id IN ({marks})"
 )

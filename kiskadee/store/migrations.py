@@ -343,6 +343,15 @@ OUTBOX = [
         error TEXT NOT NULL DEFAULT '')""",
 ]
 
+FINDING_CONTEXT = [
+    # The source around each finding as the runner read it (kiskadee.analysis.context), so the
+    # report and the exports show code without the tree: the lines joined with '\n', the number
+    # of the first (0: none), and GitHub's primaryLocationLineHash of the finding's line.
+    "ALTER TABLE finding ADD COLUMN context TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE finding ADD COLUMN context_line INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE finding ADD COLUMN line_hash TEXT NOT NULL DEFAULT ''",
+]
+
 # The release views (new_finding, fixed_finding) compare an analyzer only where its status
 # is 'ok' on both versions: kiskadee.core.states.COMPLETED, which lineage and the diff use
 # too (tests/unit/test_states.py checks they agree). Changing that definition takes a new
@@ -359,6 +368,7 @@ MIGRATIONS = [
     Migration(9, "every CWE of a finding", FINDING_CWES),
     Migration(10, "finding_detail shows the finding's waiver", WAIVED_FINDING_DETAIL),
     Migration(11, "an outbox of messages for the message bus", OUTBOX),
+    Migration(12, "the source lines and line hash of each finding", FINDING_CONTEXT),
 ]
 
 LATEST = MIGRATIONS[-1].number

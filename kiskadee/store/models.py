@@ -108,6 +108,11 @@ class Finding(BaseModel):
     fingerprint = peewee.TextField()
     rank = peewee.FloatField(default=0.0)
     survived = peewee.IntegerField(default=0)    # earlier analyzed versions with this fingerprint (migration 4)
+    # The source around the finding as the runner read it (migration 12): lines joined with '\n',
+    # the number of the first (0: none), GitHub's primaryLocationLineHash of its line.
+    context = peewee.TextField(default="")
+    context_line = peewee.IntegerField(default=0)
+    line_hash = peewee.TextField(default="")
 
 
 class Runner(BaseModel):

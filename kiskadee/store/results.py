@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 FINDING_COLUMNS = (
     "analysis_id", "path", "line", "column", "function", "check_id",
     "cwe", "cwes", "severity", "message", "fingerprint", "rank", "survived",
+    "context", "context_line", "line_hash",
 )
 _BY_FINGERPRINT = operator.itemgetter(FINDING_COLUMNS.index("fingerprint"))
 # A stored finding as ranking needs it, with its row's id, analyzer, rank and survival.
@@ -215,4 +216,5 @@ def _with_survival(rank: float, survived: int) -> float:
 def _row(analysis_id: int, f: Finding, survived: int = 0) -> Tuple:
     rank = _with_survival(f.rank, survived)
     return (analysis_id, f.path, f.line, f.column, f.function, f.check_id,
-            f.cwe, ",".join(map(str, f.cwes)), f.severity, f.message, f.fingerprint, rank, survived)
+            f.cwe, ",".join(map(str, f.cwes)), f.severity, f.message, f.fingerprint, rank, survived,
+            "\n".join(f.context), f.context_line, f.line_hash)

@@ -39,7 +39,8 @@ BOOT_SECONDS = 120
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UNITS = ["kiskadee.target", "kiskadee-monitor.socket", "kiskadee-monitor-work.socket",
          "kiskadee-monitor.service", "kiskadee-runner@1.service", "kiskadee-fetch@debian.service",
-         "kiskadee-fetch@debian.timer", "kiskadee-fedmsg-hub.service"]
+         "kiskadee-fetch@debian.timer", "kiskadee-fedmsg-hub.service", "kiskadee-report.service",
+         "kiskadee-report.timer"]
 SHELL_ENV = f"PYTHONPATH={SITE_IN_MACHINE} RUNTIME_DIRECTORY=/run/kiskadee"
 ANALYZER_IMAGES = ["clang", "cppcheck", "flawfinder", "framac", "gcc"]
 
@@ -573,6 +574,17 @@ def test_the_target_starts_runner_count_runners(machine):
         machine.run("sed -i 's/^count = 3$/count = 1/' /etc/kiskadee/kiskadee.toml && systemctl daemon-reload"
                     " && systemctl stop kiskadee-runner@2.service kiskadee-runner@3.service", timeout=120)
     assert machine.run("ls /run/systemd/generator/kiskadee.target.wants/ 2>/dev/null || true").strip() == ""
+
+
+@pytest.mark.systemd
+def test_the_report_unit_writes_the_html_report_readable_by_a_web_server(machine):
+    machine.run("systemctl start kiskadee.target")      # the database exists, with analyzed versions
+    machine.run("systemctl start kiskadee-report.service", timeout=180)
+    assert machine.show("kiskadee-report.service", "Result") == "success"
+    listing = machine.run("stat -c '%a %U' /var/lib/kiskadee/html/index.html")
+    assert listing.split()[1] == "kiskadee" and int(listing.split()[0], 8) & 0o004, listing
+    index = machine.run("setpriv --reuid=nobody --regid=nogroup --clear-groups cat /var/lib/kiskadee/html/index.html")
+    assert "hello" in index
 
 
 @pytest.mark.systemd

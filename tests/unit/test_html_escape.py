@@ -140,3 +140,30 @@ def test_every_page_stays_inside_the_report(report):
     for written in report.rglob("*"):
         assert top in written.resolve().parents
     assert {p.name for p in report.iterdir()} >= {"index.html", "report.css", "report.js", site.STATE_FILE}
+
+
+def test_stored_source_lines_show_as_text_without_the_tree(db, tmp_path):
+    """The lines the runner stored with a finding are shown when the tree is gone, hostile ones as text."""
+    lines = ("void f(char *in) {", "  char buf[8];", f'  strcpy(buf, "{HOSTILE}");', "}")
+    flagged = finding("cppcheck", "src/copy.c", 3, "bufferAccess", "high", message="overflow")
+    flagged.context, flagged.context_line, flagged.line_hash = lines, 1, "83e0cb156f87e489:1"
+    record_analysis(VersionKey("local", "widget", "3.0"), [AnalyzerRun("cppcheck", "2.10", "ok", findings=[flagged])],
+                    source_url=str(tmp_path / "gone"), db=db)
+    record_analysis(VersionKey("local", "widget", "3.1"), [AnalyzerRun("cppcheck", "2.10", "ok")],
+                    source_url=str(tmp_path / "gone"), db=db)
+    out = tmp_path / "html"
+    assert site.write_all(out, NOW) == 2
+    fixed = Markup((out / "local" / "widget" / "3.1" / "diff.html").read_text(encoding="utf-8"))
+    assert f'3  strcpy(buf, "{HOSTILE}");\n' in "".join(fixed.text)     # the fixed finding's lines, as text
+    assert {tag for tag, _ in fixed.tags} <= ELEMENTS
+    page = (out / "local" / "widget" / "3.0" / "index.html").read_text(encoding="utf-8")
+    markup = Markup(page)
+    assert {tag for tag, _ in markup.tags} <= ELEMENTS
+    assert all({name for name, _ in attributes} <= ATTRIBUTES for _, attributes in markup.tags)
+    shown = "".join(markup.text)
+    assert "source lines as the runner read them" in shown
+    assert "".join(f"{number}{line}\n" for number, line in enumerate(lines, 1)) in shown
+    marked = re.search(r"<mark>(.*?)</mark>", page, re.S).group(1)
+    assert "".join(Markup(marked).text) == f'3  strcpy(buf, "{HOSTILE}");\n'
+    data = re.search(r'<script type="application/json" id="[^"]*">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in data and json.loads(data)[0][12] == [[n, line] for n, line in enumerate(lines, 1)]

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -71,3 +72,71 @@ def test_a_finding_with_bad_cwes_is_refused(cwes):
                          "cwes": cwes}]}
     with pytest.raises(wire.WireError, match="cwes must be"):
         wire.decode(wire.encode("result", runner="r1", job=4, runs=[run]))
+
+
+def test_a_finding_keeps_its_source_lines_and_line_hash_from_the_runner_to_the_monitor():
+    from kiskadee.core.findings import Finding
+    from kiskadee.core.runs import AnalyzerRun
+
+    lines = ("{", "  char buf[8];", '  strcpy(buf, "<script>");', "}")
+    finding = Finding("src/a.c", 3, "strcpy", "high", "Does not check for buffer overflows",
+                      context=lines, context_line=1, line_hash="83e0cb156f87e489:2")
+    run = AnalyzerRun("flawfinder", "2.0.20", "ok", 0.5, findings=[finding])
+    frame = wire.encode("result", runner="r1", job=4, runs=[run.to_wire()])
+    assert json.loads(frame)["runs"][0]["findings"][0]["context"] == list(lines)
+    received = AnalyzerRun.from_wire(wire.decode(frame).fields["runs"][0]).findings[0]
+    assert (received.context, received.context_line, received.line_hash) == (lines, 1, "83e0cb156f87e489:2")
+    assert received == finding
+
+
+def finding_with(**fields):
+    finding = {"path": "a.c", "line": 4, "check_id": "c", "severity": "low", "message": "m"}
+    finding.update(fields)
+    return finding
+
+
+def result_frame(finding):
+    run = {"analyzer": "cppcheck", "tool_version": "2", "status": "ok", "duration": 1.0, "error": "",
+           "findings": [finding]}
+    return json.dumps({"type": "result", "schema": wire.SCHEMA, "runner": "r1", "job": 4, "runs": [run]}).encode()
+
+
+@pytest.mark.parametrize("fields, reason", [
+    ({"context": ["x"] * 8, "context_line": 1}, "context must be at most 7 strings of at most 240 characters"),
+    ({"context": ["x" * 241], "context_line": 4}, "context must be at most 7 strings of at most 240 characters"),
+    ({"context": [4], "context_line": 4}, "context must be at most 7 strings"),
+    ({"context": "int x;", "context_line": 4}, "field 'context' must be list"),
+    ({"context": ["a", "b\nc"], "context_line": 3}, "a context line holds a line end"),
+    ({"context": ["a\r"], "context_line": 4}, "a context line holds a line end"),
+    ({"context": ["a", "b"], "context_line": 5}, "does not hold the finding's line 4"),
+    ({"context": ["a", "b"], "context_line": 0}, "does not hold the finding's line 4"),
+    ({"context_line": 2}, "context_line is 2 but there is no context"),
+    ({"context": ["a"], "context_line": -1}, "field 'context_line' is out of range"),
+    ({"context": ["a"], "context_line": "4"}, "field 'context_line' must be int"),
+    ({"line_hash": "<script>"}, "line_hash '<script>' is not a line hash"),
+    ({"line_hash": "83e0cb156f87e489"}, "is not a line hash"),
+    ({"line_hash": "83e0cb156f87e489:0"}, "is not a line hash"),
+    ({"line_hash": "1" * 17 + ":1"}, "is not a line hash"),
+    ({"line_hash": 12}, "field 'line_hash' must be str"),
+])
+def test_a_finding_with_malformed_source_lines_is_refused_with_the_reason(fields, reason):
+    with pytest.raises(wire.WireError, match=re.escape(reason)) as refused:
+        wire.decode(result_frame(finding_with(**fields)))
+    assert str(refused.value).startswith("result message: run 1 finding 1")
+
+
+def test_source_lines_count_against_the_text_limit():
+    from kiskadee.config import LimitsConfig
+
+    lines = ["x" * 40] * 7
+    frame = result_frame(finding_with(context=lines, context_line=1))
+    assert wire.decode(frame).fields["runs"][0]["findings"][0]["context"] == lines
+    with pytest.raises(wire.WireError, match="context is over the limit of 200 characters"):
+        wire.decode(frame, limits=LimitsConfig(text_chars=200))
+
+
+def test_encode_refuses_source_lines_that_decode_would_refuse():
+    with pytest.raises(wire.WireError, match="context_line is 3 but there is no context"):
+        wire.encode("result", runner="r1", job=4, runs=[{
+            "analyzer": "cppcheck", "tool_version": "2", "status": "ok", "duration": 1.0, "error": "",
+            "findings": [finding_with(context_line=3)]}])

@@ -3,8 +3,12 @@
 - Each result carries kiskadee's fingerprint in ``partialFingerprints``, so
   SARIF consumers match findings across releases as kiskadee does, and
   GitHub's ``primaryLocationLineHash`` (computed as codeql-action does, see
-  ``linehash``) where the analyzed source is still on this host
-  (``sourcetree``; the run's ``properties.lineHashes`` says whether).
+  ``kiskadee.core.linehash``): the one the runner stored with the finding,
+  else computed where the analyzed source is still on this host
+  (``sourcetree``; the run's ``properties.lineHashes`` says which).
+- A result's region has the flagged line as its ``snippet`` and a
+  ``contextRegion`` with the lines around it, as the runner stored them
+  (each cut to 240 characters, a cut one ending with an ellipsis).
 - Rules carry the analyzers' own descriptions and help, their CWEs, and for
   security rules GitHub's ``security-severity`` (``rules``).
 - ``automationDetails.id`` is a GitHub category per fetcher, package and
@@ -40,6 +44,7 @@ SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sar
 VERSION = "2.1.0"
 FINGERPRINT_KEY = "kiskadee/v1"
 LINE_HASH_KEY = "primaryLocationLineHash"
+STORED_HASHES = "stored with the findings, as the runner computed them from the analyzed files"
 LEVELS = {"high": "error", "medium": "warning", "low": "note", "info": "note"}
 SUPPRESSING_WAIVERS = ("false-positive", "intentional")
 # Run GUIDs are derived from fetcher, package, version and analyzer, so a later
@@ -54,10 +59,22 @@ def to_sarif(export: Export, source: Optional[Path] = None) -> Dict:
     by default the local file or directory the version was analyzed from, if
     it is still there.
     """
-    with sourcetree.opened(export, source) as (root, note):
-        hashes = sourcetree.finding_line_hashes(root, export.findings) if root else {}
+    hashes, note = _line_hashes(export, source)
     runs = [_run(export, analysis, hashes, note) for analysis in export.analyses]
     return {"$schema": SCHEMA, "version": VERSION, "runs": runs}
+
+
+def _line_hashes(export: Export, source: Optional[Path]) -> Tuple[Dict[int, str], str]:
+    """The line hash of each located finding (by id), stored or else computed, and a note saying where from."""
+    located = [f for f in export.findings if f["path"] and f["line"] > 0]
+    hashes = {f["id"]: f["line_hash"] for f in located if f.get("line_hash")}
+    missing = [f for f in located if f["id"] not in hashes]
+    if not missing:
+        return hashes, STORED_HASHES
+    with sourcetree.opened(export, source) as (root, note):
+        if root:
+            hashes.update(sourcetree.finding_line_hashes(root, missing))
+    return hashes, (f"{STORED_HASHES}; for {len(missing)} others, {note}" if len(missing) < len(located) else note)
 
 
 def run_guid(fetcher: str, package: str, version: str, analyzer: str) -> str:
@@ -173,10 +190,22 @@ def _locations(finding: Dict) -> List[Dict]:
         physical["region"] = {"startLine": finding["line"]}
         if finding["column"] > 0:
             physical["region"]["startColumn"] = finding["column"]
+        _add_snippets(physical, finding)
     location = {"physicalLocation": physical}
     if finding["function"]:
         location["logicalLocations"] = [{"name": finding["function"], "kind": "function"}]
     return [location]
+
+
+def _add_snippets(physical: Dict, finding: Dict) -> None:
+    """The flagged line as the region's snippet and the lines around it as its context region, where stored."""
+    lines = sourcetree.stored_lines(finding)
+    flagged = [text for number, text in lines if number == finding["line"]]
+    if not flagged:
+        return
+    physical["region"]["snippet"] = {"text": flagged[0]}
+    physical["contextRegion"] = {"startLine": lines[0][0], "endLine": lines[-1][0],
+                                 "snippet": {"text": "\n".join(text for _, text in lines)}}
 
 
 def _properties(finding: Dict) -> Dict:

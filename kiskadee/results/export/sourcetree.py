@@ -1,23 +1,28 @@
-"""The analyzed source of an export, where it is still on this host, and the
-GitHub line hashes (``linehash``) of its findings' lines.
+"""The source of an export's findings: the lines and line hashes stored with
+them, and for findings stored without, the analyzed source where it is still
+on this host and the GitHub line hashes (``kiskadee.core.linehash``) of their
+lines.
 
-kiskadee keeps no copy of the sources it analyzed, so an export reads the
-source its ``source_url`` names when that is a local directory, or a local
-archive whose sha256 is still the one analyzed (unpacked the way the analysis
-unpacked it, into a temporary directory). Remote sources are not downloaded
-again: an export stays fast and reads nothing from the network.
+kiskadee keeps no copy of the sources it analyzed: the runner stores a few
+lines around each finding and its line's hash with it
+(``kiskadee.analysis.context``). For findings without them (stored before
+schema 12) an export reads the source its ``source_url`` names when that is a
+local directory, or a local archive whose sha256 is still the one analyzed
+(unpacked the way the analysis unpacked it, into a temporary directory).
+Remote sources are not downloaded again: an export stays fast and reads
+nothing from the network.
 """
 
 import contextlib
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import unquote, urlparse
 
+from kiskadee.core.linehash import line_hashes
 from kiskadee.errors import SourceError
 from kiskadee.results.export.collect import Export
-from kiskadee.results.export.linehash import line_hashes
 from kiskadee.sources.unpack import unpack
 
 CHUNK = 1 << 20
@@ -43,6 +48,14 @@ def opened(export: Export, source: Optional[Path] = None) -> Iterator[Tuple[Opti
                 yield None, f"not computed: {error}"
             else:
                 yield root, f"computed from {path}"
+
+
+def stored_lines(finding: Dict) -> List[Tuple[int, str]]:
+    """(number, text) of the source lines stored with a finding (``kiskadee.store.findings.details``), or []."""
+    first = finding.get("context_line") or 0
+    if first <= 0:
+        return []
+    return [(first + offset, line) for offset, line in enumerate(finding["context"].split("\n"))]
 
 
 def finding_line_hashes(root: Path, findings: Iterable[Dict]) -> Dict[int, str]:

@@ -122,6 +122,8 @@ class Site:
 
     def _write_diff(self, previous: Version, version: Version, where: Path, context: Dict) -> None:
         data = diff.as_data(diff.compare(previous, version))
+        listed = [f for key, _ in pages.DIFF_SECTIONS for f in data[key]]
+        context = {**source.stored(listed[:source.MOST_FINDINGS]), **context}   # the fixed ones' lines too
         links = {"root": "../../../", "package": "../index.html", "new": "index.html",
                  "old": f"../{slug(previous.number)}/index.html"}
         write_atomic(where / "diff.html", pages.diff_page(data, context, links, self.generated))

@@ -1,19 +1,23 @@
-"""The source lines around each finding, read from the analyzed source where it is still on this host.
+"""The source lines around each finding: those the runner stored with it, else read from the analyzed
+source where it is still on this host.
 
-kiskadee keeps no copy of the trees it analyzed. Where a version's
+kiskadee keeps no copy of the trees it analyzed: the runner sends a few lines
+around each finding with it (``kiskadee.analysis.context``), and the report
+shows those. Findings stored without them (by a kiskadee before schema 12, or
+beyond the runner's bounds) get them from the tree where a version's
 ``source_url`` is a local directory, or a local archive still holding the
-analyzed bytes, ``kiskadee.results.export.sourcetree.opened`` finds (or
-unpacks) it and the report shows a few lines around each finding; otherwise
-it shows the line number only. Everything read is bounded: the lines per
-finding, the findings given context, the size of a file read, and a path must
-stay inside the tree.
+analyzed bytes (``kiskadee.results.export.sourcetree.opened`` finds or unpacks
+it); otherwise the report shows the line number only. Everything read is
+bounded: the lines per finding, the findings given context, the size of a file
+read, and a path must stay inside the tree.
 """
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from kiskadee.analysis.context import split_lines
 from kiskadee.results.export.collect import Export
-from kiskadee.results.export.sourcetree import opened
+from kiskadee.results.export.sourcetree import opened, stored_lines
 
 AROUND = 3                  # lines shown before and after the flagged one
 MOST_FINDINGS = 2000        # findings given context per page, best ranked first: a bound on the page's size
@@ -23,11 +27,34 @@ Lines = List[Tuple[int, str]]
 
 
 def context(export: Export, findings: Sequence[Dict]) -> Tuple[Dict[int, Lines], str]:
-    """The lines around each of the first MOST_FINDINGS findings (by id), and a note saying where they came from."""
+    """The lines around each of the first MOST_FINDINGS findings (by id), and a note saying where they came from.
+
+    The lines stored with a finding are shown; the analyzed source is looked
+    for only when some located finding has none.
+    """
+    shown = findings[:MOST_FINDINGS]
+    found = stored(shown)
+    missing = [f for f in shown if f["id"] not in found and f["path"] and f["line"] > 0]
+    kept = "source lines as the runner read them" if found else ""
+    if not missing:
+        return found, kept
     with opened(export) as (root, note):
         if root is None:
-            return {}, note.replace("not computed", "source lines not shown", 1)
-        return lines_around(root, findings[:MOST_FINDINGS]), f"source lines {note.replace('computed ', '', 1)}"
+            note = note.replace("not computed", "source lines not shown", 1)
+        else:
+            found.update(lines_around(root, missing))
+            note = f"source lines {note.replace('computed ', '', 1)}"
+    return found, f"{kept}; for {len(missing)} others, {note}" if kept else note
+
+
+def stored(findings: Iterable[Dict]) -> Dict[int, Lines]:
+    """(number, text) of the lines stored with each of ``findings`` that has them, by id."""
+    found = {}
+    for finding in findings:
+        lines = stored_lines(finding)
+        if lines:
+            found[finding["id"]] = lines
+    return found
 
 
 def lines_around(root: Path, findings: Sequence[Dict], around: int = AROUND) -> Dict[int, Lines]:
@@ -55,6 +82,6 @@ def _lines(top: Path, path: str) -> Optional[List[str]]:
         file = (top / path).resolve()
         if top not in file.parents or not file.is_file() or file.stat().st_size > LARGEST_FILE:
             return None
-        return file.read_bytes().decode("utf-8", errors="replace").splitlines()
+        return split_lines(file.read_bytes().decode("utf-8", errors="replace"))
     except (OSError, ValueError):       # a path with NUL, a file that went away: no context, not a failed report
         return None
