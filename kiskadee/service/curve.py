@@ -24,6 +24,7 @@ from typing import Optional, Tuple
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 from kiskadee.config import ServiceConfig
 from kiskadee.errors import ConfigError, UsageError
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 ROLES = ("monitor", "runner", "submitter")
 DOMAINS = {"work": "runner", "intake": "submitter"}   # ZAP domain of a socket -> who may speak there
 INSECURE_HINT = "or set service.curve.insecure = true to let anyone who reaches the port in"
+ZAP_DENIED = 400        # the ZAP status of a key the server does not let in (ZeroMQ RFC 27)
 
 
 def is_tcp(endpoint: str) -> bool:
@@ -161,6 +163,48 @@ def secure_client(sock: zmq.Socket, endpoint: str, service: ServiceConfig, role:
     public, secret = load_secret(paths.secret[role], setting)
     sock.curve_serverkey = load_public(paths.monitor_public, "service.curve.monitor_public_key")
     sock.curve_publickey, sock.curve_secretkey = public, secret
+
+
+class HandshakeWatch:
+    """Whether the server at a tcp:// endpoint let this client's key in; ConfigError once it refused it.
+
+    After a refusal libzmq neither reconnects nor tells the socket's user, so
+    without this a runner whose key the monitor does not list would wait for
+    work forever, saying nothing.
+    """
+
+    def __init__(self, sock: zmq.Socket, endpoint: str, secret: Path, role: str):
+        self.sock, self.endpoint, self.secret, self.role = sock, endpoint, secret, role
+        self.events = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        self.let_in = False
+
+    def check(self) -> None:
+        """Read the handshake events so far: log the first success, raise ConfigError on a refusal."""
+        while self.events.poll(0):
+            event = recv_monitor_message(self.events)
+            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                if not self.let_in:
+                    log.info("%s let this %s's key in", self.endpoint, self.role)
+                self.let_in = True
+            elif event["value"] == ZAP_DENIED:
+                raise ConfigError(
+                    f"{self.endpoint} refused this {self.role}'s key {self.secret}: the monitor does not list "
+                    f"it. On the monitor's host run 'kiskadee keys {self.role} NAME', copy its "
+                    f"{self.role}s/NAME.key_secret here as {self.secret}, restart the monitor (it reads the "
+                    f"keys at start), then this {self.role}")
+            else:
+                log.warning("%s failed the CurveZMQ handshake (ZAP status %s)", self.endpoint, event["value"])
+
+    def close(self) -> None:
+        self.sock.disable_monitor()
+        self.events.close(linger=0)
+
+
+def watch_handshake(sock: zmq.Socket, endpoint: str, service: ServiceConfig, role: str) -> Optional[HandshakeWatch]:
+    """A HandshakeWatch on ``sock`` for a keyed tcp:// ``endpoint``, made before it connects; None otherwise."""
+    if not is_tcp(endpoint) or service.curve.insecure:
+        return None
+    return HandshakeWatch(sock, endpoint, KeyPaths.of(service).secret[role], role)
 
 
 # the monitor -----------------------------------------------------------------

@@ -60,6 +60,7 @@ class RunnerService(Service):
         self._sent: Optional[Instant] = None
         self._sandbox_down = False
         self._abandoned = False     # the monitor said this runner no longer holds the job's lease
+        self.handshake: Optional[curve.HandshakeWatch] = None   # on a keyed tcp:// endpoint
 
     def setup(self) -> None:
         analysis = self.settings.analysis
@@ -71,10 +72,14 @@ class RunnerService(Service):
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.settings.limits.work_message_bytes)
         curve.secure_client(self.sock, self.settings.service.work_endpoint, self.settings.service, "runner")
+        self.handshake = curve.watch_handshake(self.sock, self.settings.service.work_endpoint,
+                                               self.settings.service, "runner")
         self.sock.connect(self.settings.service.work_endpoint)
         log.info("runner %s connected to %s", self.runner_name, self.settings.service.work_endpoint)
 
     def teardown(self) -> None:
+        if self.handshake is not None:
+            self.handshake.close()
         if getattr(self, "sock", None) is not None:
             self.sock.close(linger=RELEASE_LINGER_MS)     # time for a 'release' to leave
 
@@ -84,6 +89,8 @@ class RunnerService(Service):
 
     def step(self, now: Instant) -> None:
         """Wait for a job, watch the one being analyzed, or deliver its result, as of ``now``."""
+        if self.handshake is not None:
+            self.handshake.check()      # a refused key stops the runner: no job would ever come
         if self.job is None:
             self._wait_for_job(now)
         elif self._result is None:

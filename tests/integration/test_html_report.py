@@ -35,7 +35,7 @@ from kiskadee.store.results import VersionKey
 CHROMIUM = shutil.which("chromium")
 HOSTILE = '<script>window.pwned=1</script>"onerror="window.pwned=1" <img src=x onerror=window.pwned=1>'
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+assert CHROMIUM, "Debian's chromium is missing: 'make test-setup' installs it (packaging/test-packages)"
 
 
 class Chromium:

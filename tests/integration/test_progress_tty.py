@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 from harness import HELLO_TARBALL, run_kiskadee, write_config
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("cppcheck")),
-                                 reason="needs gcc and cppcheck")]
+pytestmark = pytest.mark.slow
 
 ARGS = ("analyze", str(HELLO_TARBALL), "--analyzers", "cppcheck,gcc", "--top", "1")
 
