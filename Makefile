@@ -65,6 +65,9 @@ bench: test-setup
 	$(BIN)/python bench/diff_accuracy.py
 	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/incremental.py --builds
+	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/analysis_cost.py
 
 # The noarch RPMs (kiskadee, kiskadee-fedmsg) in build/rpm; see packaging/rpm/build.
 rpm: test-setup

@@ -193,7 +193,8 @@ class CacheConfig:
 
     enabled: bool = True
     path: str = ""                      # '' means cache.db in the database's directory
-    max_mb: int = dataclasses.field(default=1024, metadata={"minimum": 1})  # past it, the least recently used entries are removed
+    # Past max_mb, the least recently used entries are removed.
+    max_mb: int = dataclasses.field(default=1024, metadata={"minimum": 1})
 
 
 @dataclasses.dataclass(frozen=True)

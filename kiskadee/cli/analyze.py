@@ -16,7 +16,7 @@ from kiskadee.analysis.driver import index as driver_index
 from kiskadee.analysis.pipeline import analyze_source
 from kiskadee.analysis.sandbox import make_sandbox
 from kiskadee.analysis.sandbox.base import Limits
-from kiskadee.cli.common import open_store
+from kiskadee.cli.common import open_store, with_database
 from kiskadee.cli.maintenance import add_db_commands
 from kiskadee.core import ranking
 from kiskadee.core.events import SourceEvent
@@ -88,6 +88,7 @@ def _add_db(commands, database) -> None:
 
 
 def cmd_analyze(args, settings: config.Config) -> int:
+    settings = with_database(args, settings)        # --db, and the analysis cache beside it
     names = args.analyzers.split(",") if args.analyzers else list(settings.analysis.analyzers)
     try:
         analyzers = make_analyzers([n.strip() for n in names if n.strip()], settings.analyzers)

@@ -22,4 +22,9 @@ def with_database(args, settings: config.Config) -> config.Config:
     """The configuration with the --db given on the command line, if any."""
     if not getattr(args, "db", None):
         return settings
-    return dataclasses.replace(settings, database=dataclasses.replace(settings.database, path=args.db))
+    analysis = settings.analysis
+    if analysis.cache.path == config.default_cache_path(settings.database.path):    # the cache moves along
+        analysis = dataclasses.replace(analysis, cache=dataclasses.replace(
+            analysis.cache, path=config.default_cache_path(args.db)))
+    return dataclasses.replace(settings, analysis=analysis,
+                               database=dataclasses.replace(settings.database, path=args.db))

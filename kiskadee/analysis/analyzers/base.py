@@ -3,9 +3,12 @@
 import dataclasses
 import os
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Optional
+from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional
 
 from kiskadee.core.findings import Finding
+
+if TYPE_CHECKING:
+    from kiskadee.analysis.cache import TreeFiles
 
 C_FAMILY = frozenset({"c", "c++"})
 
@@ -35,6 +38,7 @@ class Analyzer:
     # as it tells them (suffixes, case-sensitive) and the directories it does not enter.
     file_suffixes: FrozenSet[str] = frozenset()
     skips_dot_directories = False
+    builds = False      # whether it may build the tree (then it implements ``sharing_build``)
 
     def __init__(self, settings: object):
         self.settings = settings
@@ -58,6 +62,10 @@ class Analyzer:
         own build scripts (the analyzers that could build the code then do not).
         """
         raise NotImplementedError
+
+    def sharing_build(self, argv: List[str], build: str) -> List[str]:
+        """``argv`` using the build directory (as the sandbox sees it) that every analyzer of a tree shares."""
+        return argv
 
     def report(self, stdout: Path, output: Path) -> Path:
         """Where the report is on the host: the captured stdout unless a tool writes a file."""
@@ -90,6 +98,32 @@ class Analyzer:
         """Why a run that ended by itself stopped short for lack of time ('' when it did not):
         its findings are kept and the run counts as timed out."""
         return ""
+
+    # The per-unit result cache (kiskadee.analysis.cache). An analyzer whose findings can be
+    # split by unit implements these; the others keep the default and always run whole.
+
+    def cache_units(self, tree: Path, files: "TreeFiles") -> Optional[Dict[str, object]]:
+        """Each unit (path from the tree's root) with what, besides the tool and its options,
+        determines its findings; None: this analyzer's results are not cached."""
+        return None
+
+    def cache_options(self) -> object:
+        """The settings that change findings (not jobs, timeouts or budgets), for the cache keys."""
+        ignored = {"jobs", "unit_timeout", "configure_timeout", "build_timeout", "time_budget", "python"}
+        return {key: value for key, value in dataclasses.asdict(self.settings).items() if key not in ignored}
+
+    def argv_reusing(self, source: str, output: str, timeout: float, build_refusal: str,
+                     todo: List[str], reused: Dict[str, dict], output_dir: Path) -> Optional[List[str]]:
+        """The command analyzing only ``todo`` while ``reused`` units come from the cache; None: nothing to run."""
+        raise NotImplementedError
+
+    def fresh_units(self, report: Path, output: Path, todo: List[str]) -> Dict[str, dict]:
+        """What each unit of ``todo`` analyzed whole in this run gave, as the cache keeps it."""
+        raise NotImplementedError
+
+    def merge_report(self, report: Path, reused: Dict[str, dict], scratch: Path) -> Path:
+        """A report of the whole tree: this run's and the ``reused`` units' outcomes, read as any report."""
+        raise NotImplementedError
 
 
 def per_file_coverage(analyzer: Analyzer, report: Path, tree: Path) -> Optional[Coverage]:

@@ -14,14 +14,17 @@ same, the index it keeps current as it goes still names the reports of the
 units it finished, and ``parse_partial`` reads them.
 """
 
+import dataclasses
+import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import kiskadee.analysis.driver
 from kiskadee.analysis.analyzers.base import Analyzer, Coverage, ReportError
-from kiskadee.analysis.driver import index
+from kiskadee.analysis.driver import index, units
+from kiskadee.analysis.driver.tools import TOOLS
 from kiskadee.config import COMPILED_MODES
 from kiskadee.core.findings import Finding
 from kiskadee.errors import ConfigError
@@ -34,6 +37,8 @@ LAUNCHER = f"import sys\nfrom {DRIVER_PACKAGE}.driver import main\nsys.exit(main
 DEADLINE_RESERVE = 0.05     # of the sandbox's timeout, kept for the driver to finish its index ...
 DEADLINE_RESERVE_MIN = 2.0  # ... at least these seconds
 DEADLINE_RESERVE_MAX = 60.0  # ... and at most these
+REUSE = "kiskadee-reuse.json"       # in the output directory: the units the driver does not run again
+MERGED = "kiskadee-reused.json"     # on the host only: the reused units' findings, beside the index
 
 
 def driver_deadline(timeout: float) -> float:
@@ -46,6 +51,7 @@ class CompiledAnalyzer(Analyzer):
     """An analyzer run through the compile driver; subclasses parse one raw report."""
 
     tool = ""           # the driver's --tool
+    builds = True       # may build the tree: it is given the analysis's shared build directory
 
     def __init__(self, settings: object):
         super().__init__(settings)
@@ -73,6 +79,11 @@ class CompiledAnalyzer(Analyzer):
         argv += self.driver_args()
         return argv + [f"--arg={arg}" for arg in [*self.tool_args(), *settings.extra_args]]
 
+    def sharing_build(self, argv: List[str], build: str) -> List[str]:
+        """``argv`` building in (or taking the units of) the shared build directory ``build``."""
+        at = argv.index("--deadline")
+        return argv[:at] + ["--shared-build", build] + argv[at:]
+
     def driver_args(self) -> List[str]:
         """Driver options only this analyzer uses."""
         return []
@@ -84,6 +95,51 @@ class CompiledAnalyzer(Analyzer):
     def report(self, stdout: Path, output: Path) -> Path:
         return output / index.INDEX
 
+    def cache_units(self, tree: Path, files) -> Optional[Dict[str, object]]:
+        """Per-file mode's units, each with its flags and the files it may include.
+
+        Build mode's units are known only after the build: the driver reuses
+        nothing there, and they are not kept.
+        """
+        sources, header_dirs, has_config = units.scan_tree(tree)
+        template = "" if has_config else units.config_template(tree)
+        flags = {"includes": units.include_order(header_dirs), "has_config": has_config,
+                 "template": [template, files.digest(template) if template else ""]}
+        wanted = TOOLS[self.tool][1]
+        return {path: {"language": units.language_of(path), "flags": flags, "reads": files.closure(path)}
+                for path in sources if units.language_of(path) in wanted}
+
+    def argv_reusing(self, source: str, output: str, timeout: float, build_refusal: str,
+                     todo: List[str], reused: Dict[str, dict], output_dir: Path) -> Optional[List[str]]:
+        argv = self.argv(source, output, timeout, build_refusal)
+        if not reused:
+            return argv
+        outcomes = {path: {"status": unit.get("status", "ok"), "reason": unit.get("reason", "")}
+                    for path, unit in reused.items()}
+        (output_dir / REUSE).write_text(json.dumps(outcomes))
+        at = argv.index("--deadline")
+        return argv[:at] + ["--reuse", f"{output}/{REUSE}"] + argv[at:]
+
+    def fresh_units(self, report: Path, output: Path, todo: List[str]) -> Dict[str, dict]:
+        """Each per-file unit this run analyzed to its end: its findings, and its status and reason.
+
+        A unit that failed (did not compile, ran out of memory) fails again on the same
+        input: it is kept too. One that timed out or was not started is not.
+        """
+        document = _read_index(output, partial=False)
+        if document.get("mode") != "per-file":
+            return {}
+        found_by_unit = dict(self._per_unit(document, output, {}))
+        wanted = set(todo)
+        return {unit["file"]: {"status": unit["status"], "reason": unit["reason"],
+                               "findings": [_as_cached(finding) for finding in found_by_unit.get(unit["file"], [])]}
+                for unit in document["units"] if unit["status"] in ("ok", "failed") and unit["file"] in wanted}
+
+    def merge_report(self, report: Path, reused: Dict[str, dict], scratch: Path) -> Path:
+        merged = scratch / MERGED
+        merged.write_text(json.dumps({"output": str(report.parent), "reused": reused}))
+        return merged
+
     def parse(self, report: Path) -> List[Finding]:
         return self._parse(report, partial=False)
 
@@ -91,7 +147,7 @@ class CompiledAnalyzer(Analyzer):
         return self._parse(report, partial=True)
 
     def unfinished(self, report: Path) -> str:
-        document = _read_index(report.parent, partial=False)
+        document = _read_index(_merged(report)[0], partial=False)
         if not document.get("stopped_at_deadline"):
             return ""
         analyzed = sum(1 for unit in document["units"] if unit["status"] == "ok")
@@ -100,17 +156,28 @@ class CompiledAnalyzer(Analyzer):
                 "their findings are kept")
 
     def _parse(self, report: Path, partial: bool) -> List[Finding]:
-        document = _read_index(report.parent, partial)
+        output, reused = _merged(report)
+        document = _read_index(output, partial)
+        if document.get("mode") != "per-file":
+            reused = {}                             # the driver reuses units in per-file mode only
         try:
-            return self._parse_units(document, report.parent)
-        except (TypeError, AttributeError) as exc:
-            raise ReportError(f"malformed {index.INDEX}: {exc}") from None
+            findings: Dict[tuple, Finding] = {}
+            for _, found in self._per_unit(document, output, reused):
+                for finding in found:
+                    key = (finding.path, finding.line, finding.column, finding.check_id, finding.message)
+                    findings.setdefault(key, finding)    # a header's finding, seen from many units
+            return list(findings.values())
+        except (TypeError, AttributeError, KeyError) as exc:
+            raise ReportError(f"malformed {index.INDEX} or cached findings: {exc}") from None
 
-    def _parse_units(self, document: Dict, output: Path) -> List[Finding]:
+    def _per_unit(self, document: Dict, output: Path, reused: Dict[str, dict]) -> List[Tuple[str, List[Finding]]]:
+        """Each analyzed unit's findings in the index's order, those of ``reused`` units from the cache."""
         roots = [document.get("copy_root") or "", document["source_root"]]
-        findings: Dict[tuple, Finding] = {}
-        unreadable = 0
+        found_by_unit, unreadable = [], 0
         for unit in document["units"]:
+            if unit["file"] in reused:
+                found_by_unit.append((unit["file"], [Finding(**f) for f in reused[unit["file"]]["findings"]]))
+                continue
             reports = [_inside(output, name) for name in unit["reports"]]   # a forged index fails it all
             try:
                 found = [finding for report in reports
@@ -121,12 +188,10 @@ class CompiledAnalyzer(Analyzer):
                 unit.update(status="failed", reason=f"its report could not be read: {exc}", reports=[])
                 unreadable += 1
                 continue
-            for finding in found:
-                key = (finding.path, finding.line, finding.column, finding.check_id, finding.message)
-                findings.setdefault(key, finding)    # a header's finding, seen from many units
+            found_by_unit.append((unit["file"], found))
         if unreadable:
             index.write(output, document)           # so that the coverage counts those units as failed
-        return list(findings.values())
+        return found_by_unit
 
     def parse_report(self, report: Path, roots: List[str], directory: str) -> Iterable[Finding]:
         """The findings of one unit's raw report, paths relative to the source root."""
@@ -149,6 +214,21 @@ class CompiledAnalyzer(Analyzer):
         return Coverage(mode=str(document.get("mode", "")), files_analyzed=len(units) - len(failed),
                         files_failed=len(failed), fallback=str(document.get("fallback", "")),
                         failed_files="\n".join(listed))
+
+
+def _as_cached(finding: Finding) -> dict:
+    """A raw finding as the cache keeps it: before fingerprints, ranks and the functions kiskadee fills."""
+    data = dataclasses.asdict(finding)
+    data["cwes"] = list(data["cwes"])
+    return data
+
+
+def _merged(report: Path) -> Tuple[Path, Dict[str, dict]]:
+    """The output directory and the reused units' findings of a report: the index, or a merged report."""
+    if report.name != MERGED:
+        return report.parent, {}
+    document = json.loads(report.read_text())
+    return Path(document["output"]), document["reused"]
 
 
 def _inside(output: Path, name: str) -> Path:

@@ -8,6 +8,7 @@ CMake and Meson configure into a build directory there and write
 text says why, and the driver falls back to per-file mode.
 """
 
+import json
 import os
 import shutil
 import stat
@@ -17,6 +18,9 @@ from typing import Dict, List, NamedTuple, Optional
 from . import process
 from .compiledb import CompileDatabaseError, read_units
 from .units import Unit
+
+
+SHARED = "kiskadee-build.json"      # in a shared build directory: the build's outcome, for the next analyzer
 
 
 class BuildFailed(Exception):
@@ -66,6 +70,38 @@ def build(system: str, root: Path, work: Path, settings: BuildSettings, env: Dic
               work, "meson", env, settings.deadline)
         return Build(system, _units(work / "meson" / "compile_commands.json"), None, "")
     raise BuildFailed(f"unknown build system {system!r}")
+
+
+def shared_build(system: str, root: Path, work: Path, settings: BuildSettings, env: Dict[str, str]) -> Build:
+    """The build another analyzer of this tree made in ``work``, or a new one left there for the next.
+
+    A failure is shared too (the next analyzer falls back at once, for the same
+    reason), except one at this analyzer's deadline: the next has time of its own.
+    """
+    outcome = work / SHARED
+    if outcome.is_file():
+        saved = json.loads(outcome.read_text())
+        if saved.get("failed"):
+            raise BuildFailed(saved["failed"])
+        units = [Unit(u[0], u[1], tuple(u[2]), u[3]) for u in saved["units"]]
+        return Build(saved["system"], units, saved["copy_root"], saved["note"])
+    for left in work.iterdir() if work.is_dir() else ():    # an analyzer before stopped at its deadline
+        shutil.rmtree(left) if left.is_dir() and not left.is_symlink() else left.unlink()
+    try:
+        made = build(system, root, work, settings, env)
+    except BuildFailed as exc:
+        if not settings.deadline.passed():
+            _save(outcome, {"failed": str(exc)})
+        raise
+    _save(outcome, {"system": made.system, "units": [list(unit) for unit in made.units],
+                    "copy_root": made.copy_root, "note": made.note})
+    return made
+
+
+def _save(path: Path, outcome: Dict) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(outcome))
+    os.replace(partial, path)
 
 
 def _autotools(root: Path, work: Path, settings: BuildSettings, env: Dict[str, str]) -> Build:

@@ -12,6 +12,7 @@ such, so the index is whole when the sandbox's own timeout would strike.
 """
 
 import argparse
+import json
 import shutil
 import sys
 import threading
@@ -44,6 +45,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--max-entry-points", type=int, default=20)
     parser.add_argument("--no-build", default="", metavar="REASON",
                         help="never run the tree's build system (mode auto then means per-file), because REASON")
+    parser.add_argument("--reuse", default="", metavar="FILE",
+                        help="JSON: per-file units (paths from the source root) whose outcome the host has "
+                             "cached, each with its status and reason; not run again in per-file mode")
+    parser.add_argument("--shared-build", default="", metavar="DIR",
+                        help="build mode: build in DIR, or take the units of the build already there "
+                             "(one build of the tree for every compiled analyzer)")
     parser.add_argument("--arg", dest="extra_args", action="append", default=[],
                         help="extra argument for the tool, repeatable")
     return parser.parse_args(argv)
@@ -62,8 +69,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "output_root": str(output), "copy_root": None, "fallback": "", "build_note": "",
                 "finished": False, "units": []}
     units = choose_units(args, root, output, env, document, deadline)
+    reused = read_reuse(args.reuse) if document.get("mode") == "per-file" else {}
     run_units(args, units, Context(args.program, args.extra_args, output, env, args.unit_timeout,
-                                   args.max_entry_points, deadline), document)
+                                   args.max_entry_points, deadline), document, reused)
     document.update(finished=True, deadline=args.deadline, stopped_at_deadline=deadline.reached)
     index.write(output, document)
     return 0
@@ -91,7 +99,10 @@ def build_units(args: argparse.Namespace, system: str, root: Path, output: Path,
     """The units the tree's own build compiles, or [] with the reason as the index's fallback."""
     settings = buildmode.BuildSettings(args.jobs, args.configure_timeout, args.build_timeout, deadline)
     try:
-        build = buildmode.build(system, root, output / "build", settings, env)
+        if args.shared_build:
+            build = buildmode.shared_build(system, root, Path(args.shared_build), settings, env)
+        else:
+            build = buildmode.build(system, root, output / "build", settings, env)
     except buildmode.BuildFailed as exc:
         document["fallback"] = f"{system}: {exc}"
         return []
@@ -108,15 +119,30 @@ def display_path(unit: Unit, document: Dict) -> str:
     return index.source_path(unit.path, [document["copy_root"] or "", document["source_root"]])
 
 
-def run_units(args: argparse.Namespace, units: List[Unit], context: Context, document: Dict) -> None:
-    """Run the tool on every unit, ``--jobs`` at a time, within the time budget and the deadline."""
+def read_reuse(path: str) -> Dict[str, UnitResult]:
+    """The units the host has cached (``--reuse``), each with the outcome it recorded."""
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as stream:
+        cached = json.load(stream)
+    return {name: UnitResult(str(outcome["status"]), str(outcome["reason"]), [], 0.0)
+            for name, outcome in cached.items()}
+
+
+def run_units(args: argparse.Namespace, units: List[Unit], context: Context, document: Dict,
+              reused: Optional[Dict[str, UnitResult]] = None) -> None:
+    """Run the tool on every unit not ``reused``, ``--jobs`` at a time, within the time budget and the deadline."""
     analyze = TOOLS[args.tool][0]
+    reused = reused or {}
     budget = process.Deadline(args.time_budget)
     results: List[Optional[UnitResult]] = [None] * len(units)
     lock, last_write = threading.Lock(), [time.monotonic()]
 
     def one(number: int) -> None:
-        if context.deadline.passed():
+        cached = reused.get(display_path(units[number], document))
+        if cached is not None:
+            result = cached
+        elif context.deadline.passed():
             result = UnitResult("skipped", context.deadline.NOT_STARTED, [], 0.0)
         elif budget.passed():
             result = UnitResult("skipped", f"the time budget of {args.time_budget:g} s was spent", [], 0.0)
@@ -128,6 +154,7 @@ def run_units(args: argparse.Namespace, units: List[Unit], context: Context, doc
                 _record(document, units, results, context.output)
                 last_write[0] = time.monotonic()
 
+    document["reused"] = len([u for u in units if display_path(u, document) in reused])
     _record(document, units, results, context.output)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(one, range(len(units))))

@@ -2,7 +2,7 @@
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +35,13 @@ class Sandbox:
         """The source and output directories as a command in this sandbox sees them."""
         raise NotImplementedError
 
-    def run(self, argv: Sequence[str], source: Path, output: Path, limits: Limits) -> Execution:
-        """Run ``argv`` with the source tree as working directory."""
+    def build_path(self, build: Path) -> str:
+        """The shared build directory as a command in this sandbox sees it (the same for every analyzer)."""
+        return str(build)
+
+    def run(self, argv: Sequence[str], source: Path, output: Path, limits: Limits,
+            build: Optional[Path] = None) -> Execution:
+        """Run ``argv`` with the source tree as working directory; ``build``, when given, writable too."""
         raise NotImplementedError
 
     def abort(self) -> None:

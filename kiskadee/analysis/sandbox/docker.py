@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 from kiskadee.analysis.sandbox.base import Execution, Limits, Sandbox
 from kiskadee.config import DockerSandboxConfig
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_DIR = "/src"
 OUTPUT_DIR = "/out"
+BUILD_DIR = "/build"        # the build every compiled analyzer of a tree shares
 LABEL = "org.kiskadee.sandbox"              # on every container kiskadee starts: the analyzer
 DEADLINE_LABEL = "org.kiskadee.deadline"    # epoch seconds after which a running one is an orphan
 REDIRECT = f'exec "$@" >{OUTPUT_DIR}/stdout 2>{OUTPUT_DIR}/stderr'
@@ -188,11 +189,17 @@ class DockerSandbox(Sandbox):
             return self.config.user
         return NOBODY if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
 
-    def run(self, argv: Sequence[str], source: Path, output: Path, limits: Limits) -> Execution:
+    def build_path(self, build: Path) -> str:
+        return BUILD_DIR
+
+    def run(self, argv: Sequence[str], source: Path, output: Path, limits: Limits,
+            build: Optional[Path] = None) -> Execution:
         image = self.image_for(argv[0])
         _open_output(output, self.user)
+        if build is not None and not self._own(self.user):
+            os.chmod(build, 0o777)          # the containers' user builds there
         started = time.monotonic()
-        container = self._create(image, argv, source, output, limits)
+        container = self._create(image, argv, source, output, limits, build)
         try:
             timed_out, status = self._wait(container, limits.timeout)
             note = self._note(container, status, timed_out, limits)
@@ -207,11 +214,21 @@ class DockerSandbox(Sandbox):
         tail = "\n".join(part for part in (note, stderr or _tail(output / "stdout")) if part)
         return Execution(status, duration, timed_out, output / "stdout", tail)
 
-    def _create(self, image: str, argv: Sequence[str], source: Path, output: Path, limits: Limits):
+    @staticmethod
+    def _own(user: str) -> bool:
+        uid = user.split(":")[0]
+        return uid.isdigit() and int(uid) == os.getuid()
+
+    def _create(self, image: str, argv: Sequence[str], source: Path, output: Path, limits: Limits,
+                build: Optional[Path] = None):
         import docker.errors
 
         client = self.engine.client()
         options = self._options(source, output, limits)
+        if build is not None:       # at the same path in every analyzer's container: the compile commands name it
+            from docker.types import Mount
+
+            options["mounts"].append(Mount(BUILD_DIR, str(build), type="bind"))
         try:
             with self.engine.errors(f"creating a container of {image}"):
                 try:

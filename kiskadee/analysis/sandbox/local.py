@@ -178,7 +178,8 @@ class LocalSandbox(Sandbox):
     def paths(self, source: Path, output: Path) -> "tuple[str, str]":
         return str(source), str(output)
 
-    def run(self, argv: Sequence[str], source: Path, output: Path, limits: Limits) -> Execution:
+    def run(self, argv: Sequence[str], source: Path, output: Path, limits: Limits,
+            build: Optional[Path] = None) -> Execution:
         if self.account and os.path.isabs(argv[0]):
             _open_way(self.account, Path(argv[0]).parent, 0o1)    # a tool given by its path, in a temporary area
         program = resolve_program(argv[0], self.account)
@@ -186,6 +187,9 @@ class LocalSandbox(Sandbox):
             _open_way(self.account, source.resolve(), 0o5)
             _open_way(self.account, output.resolve(), 0o1)
             _hand_over(self.account, output)
+            if build is not None:
+                _open_way(self.account, build.resolve(), 0o1)
+                _hand_over(self.account, build)
         # Beside the output directory, not in it: the command may replace what is in there
         # (with a link to a file only the runner may read, say) and these are read back on the host.
         stdout_path = output.parent / f"{output.name}.stdout"
