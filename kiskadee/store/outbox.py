@@ -33,12 +33,11 @@ one new and one fixed.
 """
 
 import datetime
-import hashlib
 import json
-import string
 import uuid
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from kiskadee.core import reportpaths
 from kiskadee.core.states import COMPLETED, VersionState
 from kiskadee.store import sql
 from kiskadee.store.models import Analysis, Analyzer, OutboxMessage, Version
@@ -47,8 +46,6 @@ SCHEMA_VERSION = 1
 COMPLETE = "kiskadee.analysis.complete"     # a version's analyses are stored (some may have failed)
 FAILED = "kiskadee.analysis.failed"         # the version could not be analyzed (failed, unresolved)
 TOPICS = (COMPLETE, FAILED)
-SLUG_CHARS = frozenset(string.ascii_letters + string.digits + "-_.+")     # kept as they are in a report file name
-LONGEST_SLUG = 120
 
 _BY_ANALYZER = ("SELECT analyzer, COUNT(*) FROM {view} WHERE fetcher = ? AND package = ? AND version = ?"
                 " GROUP BY analyzer")
@@ -92,19 +89,7 @@ def body_of(version: Version, now: datetime.datetime) -> Dict:
 
 def report_path(fetcher: str, package: str, version: str) -> str:
     """The version's page in the HTML report, relative to the report directory (a relative URL as well)."""
-    return "/".join(_slug(name) for name in (fetcher, package, version)) + "/index.html"
-
-
-def _slug(name: str) -> str:
-    """``name`` as the report names its files (``kiskadee.results.html.site.slug``, which sits in a layer above
-    this one; tests/unit/test_outbox.py checks they agree): bytes outside SLUG_CHARS as ~xx, a leading dot
-    escaped, a long name cut and hashed."""
-    escaped = "".join(c if c in SLUG_CHARS else "".join(f"~{b:02x}" for b in c.encode("utf-8")) for c in name)
-    if not escaped or escaped.startswith("."):
-        escaped = "~2e" + escaped[1:] if escaped else "~"
-    if len(escaped) > LONGEST_SLUG:
-        escaped = escaped[:LONGEST_SLUG - 17] + "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-    return escaped
+    return reportpaths.version_page(fetcher, package, version)
 
 
 def _analyses(version: Version) -> List[Tuple[str, str, str, int, float, str, int]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from builders import finding
 
+from kiskadee.core import reportpaths
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.results.html import site
 from kiskadee.results.html.markup import POLICY
@@ -123,16 +124,16 @@ def test_findings_data_cannot_end_its_element(report):
 @pytest.mark.parametrize("name", ["..", ".", "../../etc/passwd", "a/b", "", "x" * 400, "caf\u00e9 \u2603", ".hidden",
                                   "index.html", "diff.html"])
 def test_slug_is_one_safe_path_segment(name):
-    made = site.slug(name)
+    made = reportpaths.slug(name)
     assert made not in ("", ".", "..") and "/" not in made and not made.startswith(".")
-    assert made not in site.RESERVED        # a version's directory never takes the place of a page
-    assert len(made) <= site.LONGEST_SLUG
-    assert made == site.slug(name)          # stable: links made on another pass find the page
+    assert made not in reportpaths.RESERVED        # a version's directory never takes the place of a page
+    assert len(made) <= reportpaths.LONGEST_SLUG
+    assert made == reportpaths.slug(name)          # stable: links made on another pass find the page
 
 
 def test_slugs_of_different_names_differ():
     names = ["a b", "a~20b", "a_b", "A b", "x" * 400, "x" * 401, "..", "~2e.", "index.html", "index~2ehtml"]
-    assert len({site.slug(n) for n in names}) == len(names)
+    assert len({reportpaths.slug(n) for n in names}) == len(names)
 
 
 def test_every_page_stays_inside_the_report(report):

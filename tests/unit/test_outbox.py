@@ -143,7 +143,7 @@ def test_a_one_shot_analysis_is_announced_when_asked(db):
     assert version.state == "done"
 
 
-HOSTILE_NAMES = ["hello", "libfoo++", "1:2.0+dfsg~rc1", "github.com/a b", "..", ".hidden", "", "é<script>",
+HOSTILE_NAMES = ["hello", "index.html", "libfoo++", "1:2.0+dfsg~rc1", "github.com/a b", "..", ".hidden", "", "é<script>",
                  "x" * 300, "\"onerror=alert(1)"]
 
 

@@ -19,7 +19,6 @@ sees half a page.
 import contextlib
 import datetime
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,9 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
+from kiskadee.core import reportpaths
 from kiskadee.core.findings import SEVERITIES
+from kiskadee.core.reportpaths import slug
 from kiskadee.errors import KiskadeeError
 from kiskadee.results import diff
 from kiskadee.results.export.collect import collect
@@ -43,23 +44,7 @@ LOCK_FILE = ".kiskadee-report.lock"
 # Versions finished this long before the newest one seen are looked at again by the next pass:
 # a store that began before that one may commit after the pass read it.
 OVERLAP = datetime.timedelta(minutes=10)
-SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+")
-LONGEST_SLUG = 120
-RESERVED = frozenset(("index.html", "diff.html", "summary.json", "report.css", "report.js"))   # the report's files
 ASSETS = {"report.css": markup.STYLE, "report.js": findings.SCRIPT}     # at the top, every page links them
-
-
-def slug(name: str) -> str:
-    """``name`` as one safe path segment: other bytes as ~XX, a leading dot and the report's own file names
-    escaped, long names cut and hashed."""
-    escaped = "".join(c if c in SLUG_CHARS else "".join(f"~{b:02x}" for b in c.encode("utf-8")) for c in name)
-    if not escaped or escaped.startswith("."):
-        escaped = "~2e" + escaped[1:] if escaped else "~"
-    if escaped in RESERVED:                 # a version called index.html must not take its package's page
-        escaped = escaped.replace(".", "~2e")
-    if len(escaped) > LONGEST_SLUG:
-        escaped = escaped[:LONGEST_SLUG - 17] + "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-    return escaped
 
 
 def write_atomic(path: Path, content: str) -> None:
@@ -91,7 +76,7 @@ class Site:
 
     @staticmethod
     def package_dir(fetcher: str, package: str) -> str:
-        return f"{slug(fetcher)}/{slug(package)}"
+        return reportpaths.package_dir(fetcher, package)
 
     def version_dir(self, version: Version) -> str:
         package = version.package
