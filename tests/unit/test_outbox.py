@@ -143,14 +143,14 @@ def test_a_one_shot_analysis_is_announced_when_asked(db):
     assert version.state == "done"
 
 
-HOSTILE_NAMES = ["hello", "index.html", "libfoo++", "1:2.0+dfsg~rc1", "github.com/a b", "..", ".hidden", "", "é<script>",
+HOSTILE_NAMES = ["hello", "index.html", "libfoo++", "1:2.0+dfsg~rc1", "example.net/a b", "..", ".hidden", "", "é<script>",
                  "x" * 300, "\"onerror=alert(1)"]
 
 
 def test_the_report_path_is_where_the_report_writes_the_version_page():
     assert outbox.report_path("debian", "hello", "2.10-3") == "debian/hello/2.10-3/index.html"
-    assert outbox.report_path("anitya", "github.com/a b", "1:2.0~rc1") == \
-        "anitya/github.com~2fa~20b/1~3a2.0~7erc1/index.html"
+    assert outbox.report_path("anitya", "example.net/a b", "1:2.0~rc1") == \
+        "anitya/example.net~2fa~20b/1~3a2.0~7erc1/index.html"
     for name in HOSTILE_NAMES:
         assert outbox.report_path("local", name, name) == f"local/{site.slug(name)}/{site.slug(name)}/index.html"
     # URL-safe as it is: letters, digits, '-._~' (unreserved), '+' (allowed in a path) and the slashes.
