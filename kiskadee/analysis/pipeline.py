@@ -21,7 +21,7 @@ from kiskadee.analysis.context import attach as attach_context
 from kiskadee.analysis.functions import FunctionIndex
 from kiskadee.analysis.sandbox.base import Execution, Limits, Sandbox
 from kiskadee.config import AnalysisConfig
-from kiskadee.core import languages, ranking
+from kiskadee.core import languages
 from kiskadee.core.events import SourceEvent
 from kiskadee.core.findings import Finding, assign_fingerprints
 from kiskadee.core.runs import AnalyzerRun
@@ -107,7 +107,8 @@ def analyze_tree(
     work_dir: Optional[str] = None,
     reuse: Optional[Reuse] = None,
 ) -> List[AnalyzerRun]:
-    """Run each analyzer over ``tree``; rank the findings of all of them together.
+    """Run each analyzer over ``tree``. The findings are not ranked here: the store ranks every
+    version over all its analyses with the site's priors (``kiskadee.store.results``).
 
     Each analyzer's output directory is made in ``work_dir`` (the system's
     temporary directory when None) and removed after its report is read.
@@ -124,7 +125,6 @@ def analyze_tree(
                 progress(analyzer.name)
             runs.append(run_analyzer(analyzer, tree, sandbox, limits, found, work_dir, functions, reuse, files,
                                      build))
-    ranking.rank({run.analyzer: run.findings for run in runs})
     return runs
 
 

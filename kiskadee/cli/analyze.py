@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 from kiskadee import config
 from kiskadee.analysis.analyzers import make_analyzers, registry
@@ -20,7 +20,6 @@ from kiskadee.cli.common import open_store, with_database
 from kiskadee.cli.maintenance import add_db_commands
 from kiskadee.core import ranking
 from kiskadee.core.events import SourceEvent
-from kiskadee.core.findings import Finding
 from kiskadee.core.states import FAILURES
 from kiskadee.errors import EXIT_ANALYSIS_INCOMPLETE, EXIT_OK, EXIT_USAGE, NotFoundError, UsageError
 from kiskadee.results import render
@@ -30,7 +29,7 @@ from kiskadee.sources.prepare import guess_name_version
 from kiskadee.store import queries
 from kiskadee.store.migrations import LATEST, current_version, upgrade
 from kiskadee.store.queue import record_analysis
-from kiskadee.store.results import StoredFinding, VersionKey, stored_findings
+from kiskadee.store.results import StoredFinding, VersionKey, by_analyzer, stored_findings
 
 
 def add_commands(commands, database) -> None:
@@ -250,10 +249,7 @@ def rank_explanation(stored: Sequence[StoredFinding], fingerprint: str,
     if not matches:
         raise NotFoundError(f"no finding of this version has the fingerprint {fingerprint}")
     target = matches[0]
-    by_analyzer: Dict[str, List[Finding]] = {}
-    for s in stored:
-        by_analyzer.setdefault(s.analyzer, []).append(s.finding)
-    terms = ranking.explain(by_analyzer, target.analyzer, target.finding, table)
+    terms = ranking.explain(by_analyzer(stored), target.analyzer, target.finding, table)
     terms["survival"] = ranking.survival_weight(target.survived) + 0.0    # never -0.0
     finding = target.finding
     return {"analyzer": target.analyzer, "check_id": finding.check_id, "path": finding.path, "line": finding.line,

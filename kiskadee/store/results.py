@@ -85,9 +85,9 @@ def store_runs(version: Version, runs: Sequence[AnalyzerRun], started_at=None,
     the findings of ``runs``, in place.
     """
     kept = stored_findings(version.id, excluding=[run.analyzer for run in runs])
-    by_analyzer = _by_analyzer(kept)
-    by_analyzer.update((run.analyzer, run.findings) for run in runs)
-    ranking.rank(by_analyzer, table)
+    runs_by_analyzer = by_analyzer(kept)
+    runs_by_analyzer.update((run.analyzer, run.findings) for run in runs)
+    ranking.rank(runs_by_analyzer, table)
     previous = lineage.link(version)
     survived = lineage.survival(version, previous, [f.fingerprint for run in runs for f in run.findings])
     for run in runs:
@@ -145,7 +145,7 @@ def rerank(version_id: int, survived: Optional[Mapping[str, int]] = None,
     gives by fingerprint (default: those stored) and the priors ``table``; how many rows changed.
     For ``kiskadee prune`` too, whose recount of survival changes ranks, and ``kiskadee db rerank``."""
     stored = stored_findings(version_id)
-    ranking.rank(_by_analyzer(stored), table)
+    ranking.rank(by_analyzer(stored), table)
     return _update(stored, {s.id: s.survived if survived is None else survived.get(s.finding.fingerprint, 0)
                             for s in stored})
 
@@ -169,11 +169,12 @@ def _cwes(text: str) -> Tuple[int, ...]:
     return tuple(int(cwe) for cwe in text.split(",")) if text else ()
 
 
-def _by_analyzer(stored: Iterable[StoredFinding]) -> Dict[str, List[Finding]]:
-    by_analyzer: Dict[str, List[Finding]] = {}
+def by_analyzer(stored: Iterable[StoredFinding]) -> Dict[str, List[Finding]]:
+    """The findings of ``stored`` grouped by analyzer, as ``ranking.rank`` takes them."""
+    grouped: Dict[str, List[Finding]] = {}
     for s in stored:
-        by_analyzer.setdefault(s.analyzer, []).append(s.finding)
-    return by_analyzer
+        grouped.setdefault(s.analyzer, []).append(s.finding)
+    return grouped
 
 
 def _update(stored: Collection[StoredFinding], survived: Mapping[int, int]) -> int:
