@@ -64,11 +64,19 @@ def default_database_path() -> str:
     return str(Path(os.environ.get("STATE_DIRECTORY") or _data_home() / "kiskadee") / "kiskadee.db")
 
 
-def default_cache_path(database_path: str) -> str:
+DATABASE_SCHEMES = ("postgresql://", "postgres://", "sqlite:///")
+
+
+def is_server(location: str) -> bool:
+    """Whether a database location (a path, or a URL as in database.url) names a database server."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def default_cache_path(database_location: str) -> str:
     """The analysis cache's file: cache.db beside the database (in STATE_DIR unless it is moved)."""
-    if "://" in database_path:          # a database server: the state directory
+    if is_server(database_location):    # a database server: the state directory
         return str(Path(default_state_dir()) / "cache.db")
-    return str(Path(database_path).parent / "cache.db")
+    return str(Path(database_location.removeprefix("sqlite://")).parent / "cache.db")
 
 
 def default_state_dir() -> str:
@@ -88,7 +96,15 @@ def default_runtime_dir() -> str:
 @dataclasses.dataclass(frozen=True)
 class DatabaseConfig:
     path: str = dataclasses.field(default_factory=default_database_path)
+    # A database server instead of the SQLite file at path: postgresql://USER@HOST/NAME (libpq's URL
+    # form, ?host=/run/postgresql for a unix socket); sqlite:///PATH names a file as path does.
+    url: str = dataclasses.field(default="", metadata={"schemes": DATABASE_SCHEMES})
     busy_timeout_ms: int = 10_000
+
+    @property
+    def location(self) -> str:
+        """Where the database is: the url if one is set, else the SQLite file's path."""
+        return self.url or self.path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,7 +400,7 @@ class Config:
 
     def __post_init__(self) -> None:
         if not self.analysis.cache.path:    # beside the database, wherever that is
-            cache = dataclasses.replace(self.analysis.cache, path=default_cache_path(self.database.path))
+            cache = dataclasses.replace(self.analysis.cache, path=default_cache_path(self.database.location))
             object.__setattr__(self, "analysis", dataclasses.replace(self.analysis, cache=cache))
 
 
@@ -439,7 +455,14 @@ def _build_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) 
         values[key] = _convert(hints[key], value, source, where)
         _check_valid(settable[key].metadata.get("valid"), values[key], source, where)
         _check_minimum(settable[key].metadata.get("minimum"), values[key], source, where)
+        _check_scheme(settable[key].metadata.get("schemes"), values[key], source, where)
     return values
+
+
+def _check_scheme(schemes: Optional[Tuple[str, ...]], value: Any, source: str, where: str) -> None:
+    """Refuse a URL whose scheme is not one of ``schemes`` (an empty value is no URL)."""
+    if schemes is not None and value and not value.startswith(schemes):
+        raise ConfigError(f"{source}: '{where}' must start with {', '.join(schemes)}, not {value!r}")
 
 
 def _check_valid(valid: Optional[Tuple[str, ...]], value: Any, source: str, where: str) -> None:

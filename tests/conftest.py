@@ -13,7 +13,7 @@ from harness import HELLO_TARBALL, SOURCES, Backends, Mirror, short_tmp_dir, unp
 
 from kiskadee.store.db import open_database
 
-pytest_plugins = ("docker_engine", "rabbitmq_broker")
+pytest_plugins = ("docker_engine", "rabbitmq_broker", "postgresql_server")
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,16 @@ def context():
 
 
 @pytest.fixture
-def db(tmp_path):
-    """A fresh database at tmp_path/kiskadee.db, at the latest schema, the models bound to it."""
-    database = open_database(str(tmp_path / "kiskadee.db"))
+def db(request, tmp_path):
+    """A fresh database at the latest schema, the models bound to it: SQLite at tmp_path/kiskadee.db, or
+    (in a module marked both_databases, tests/postgresql_server.py) a PostgreSQL database of its own too.
+
+    ``db.database`` is where it is, as ``--db`` and ``database.url`` take it (path or URL).
+    """
+    if getattr(request, "param", "sqlite") == "postgresql":
+        location = request.getfixturevalue("postgresql").fresh_database()
+    else:
+        location = str(tmp_path / "kiskadee.db")
+    database = open_database(location)
     yield database
     database.close()

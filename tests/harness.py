@@ -85,15 +85,61 @@ def run_kiskadee(*args, config=None, timeout=600, env=None) -> subprocess.Comple
     )
 
 
+# --- another connection to the database ------------------------------------------------
+
+class OtherConnection:
+    """A connection to a kiskadee database of its own, as another program opens it (sqlite3, or psycopg2
+    for a postgresql:// URL); ``rows`` and ``execute`` take ``?`` marks on both."""
+
+    def __init__(self, location, timeout: float = 10):
+        self.server = str(location).startswith("postgresql://")
+        if self.server:
+            import psycopg2
+            self.connection = psycopg2.connect(str(location))
+        else:
+            self.connection = sqlite3.connect(location, timeout=timeout)
+
+    def execute(self, statement: str, *params):
+        cursor = self.connection.cursor()
+        cursor.execute(statement.replace("?", "%s") if self.server else statement, params)
+        return cursor
+
+    def rows(self, statement: str, *params) -> list:
+        return self.execute(statement, *params).fetchall()
+
+    def commit(self) -> None:
+        self.connection.commit()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def database_settings(location) -> dict:
+    """The [database] table naming ``location`` (a path, or a postgresql:// URL), for from_mapping."""
+    return {"url": str(location)} if str(location).startswith("postgresql://") else {"path": str(location)}
+
+
+@contextlib.contextmanager
+def other_connection(location, timeout: float = 10) -> Iterator[OtherConnection]:
+    """An OtherConnection to ``location`` (a path or URL), committed and closed at the end."""
+    other = OtherConnection(location, timeout)
+    try:
+        yield other
+        other.commit()
+    finally:
+        other.close()
+
+
 # --- the service suite -----------------------------------------------------------------
 
 class Suite:
     """A monitor and runners started as real processes on one configuration."""
 
-    def __init__(self, root: Path, analyzers=("flawfinder",), extra=""):
-        self.root, self.db = root, root / "k.db"
+    def __init__(self, root: Path, analyzers=("flawfinder",), extra="", database=None):
+        """``database``: a postgresql:// URL, or None for SQLite at root/k.db."""
+        self.root, self.db = root, database or root / "k.db"
         self.config = write_config(root / "kiskadee.toml", {
-            "database": f'path = "{self.db}"',
+            "database": f'url = "{database}"' if database else f'path = "{self.db}"',
             "service": f'runtime_dir = "{root / "run"}"\nstate_dir = "{root / "state"}"',
             "analysis": f"analyzers = {json.dumps(list(analyzers))}",
             "monitor": "lease_seconds = 3\nbackoff_seconds = 0.5",
@@ -128,10 +174,10 @@ class Suite:
         return (self.root / f"{name}.log").read_text(errors="replace")
 
     def rows(self, sql, *params):
-        if not self.db.exists():
+        if isinstance(self.db, Path) and not self.db.exists():
             return []
-        with sqlite3.connect(self.db, timeout=10) as connection:
-            return connection.execute(sql, params).fetchall()
+        with other_connection(self.db) as connection:
+            return connection.rows(sql, *params)
 
     def states(self):
         return dict(self.rows("SELECT p.name || ' ' || v.number, v.state FROM version v "

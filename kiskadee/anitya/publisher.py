@@ -212,7 +212,7 @@ class Publisher(Service):
             load_messaging_config(self.options.messaging_config)
             self.sender = AmqpSender(self.options.confirm_timeout)
             self._send = self.sender.send
-        self.db = open_database(self.settings.database.path, schema="current",
+        self.db = open_database(self.settings.database.location, schema="current",
                                 busy_timeout_ms=self.settings.database.busy_timeout_ms)
         waiting, aside = outbox.waiting()
         log.info("publisher: %d messages wait in the outbox (%d set aside as undeliverable)", waiting, aside)

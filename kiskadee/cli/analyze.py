@@ -272,7 +272,7 @@ def _explanation_text(data: Dict) -> str:
 
 
 def cmd_db_upgrade(args, settings: config.Config) -> int:
-    path = args.db or settings.database.path
+    path = args.db or settings.database.location
     applied = upgrade(open_store(args, settings, schema="as-is"))
     done = f"applied {', '.join(str(m.number) for m in applied)}" if applied else "up to date"
     print(f"{path}: schema {LATEST}, {done}")
@@ -280,7 +280,7 @@ def cmd_db_upgrade(args, settings: config.Config) -> int:
 
 
 def cmd_db_status(args, settings: config.Config) -> int:
-    path = args.db or settings.database.path
+    path = args.db or settings.database.location
     current = current_version(open_store(args, settings, schema="as-is"))
     state = "up to date" if current == LATEST else f"run 'kiskadee db upgrade' to reach {LATEST}"
     print(f"{path}: schema {current}, {state}")

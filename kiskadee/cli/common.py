@@ -9,12 +9,13 @@ from kiskadee.store.db import open_database
 
 def database_option() -> argparse.ArgumentParser:
     database = argparse.ArgumentParser(add_help=False)
-    database.add_argument("--db", metavar="PATH", help="SQLite database (default: from the configuration)")
+    database.add_argument("--db", metavar="PATH|URL", help="the database: an SQLite file, or a postgresql:// URL"
+                          " (default: database.url, else database.path, from the configuration)")
     return database
 
 
 def open_store(args, settings: config.Config, schema: str = "upgrade"):
-    return open_database(args.db or settings.database.path, schema=schema,
+    return open_database(args.db or settings.database.location, schema=schema,
                          busy_timeout_ms=settings.database.busy_timeout_ms)
 
 
@@ -23,8 +24,9 @@ def with_database(args, settings: config.Config) -> config.Config:
     if not getattr(args, "db", None):
         return settings
     analysis = settings.analysis
-    if analysis.cache.path == config.default_cache_path(settings.database.path):    # the cache moves along
+    if analysis.cache.path == config.default_cache_path(settings.database.location):   # the cache moves along
         analysis = dataclasses.replace(analysis, cache=dataclasses.replace(
             analysis.cache, path=config.default_cache_path(args.db)))
-    return dataclasses.replace(settings, analysis=analysis,
-                               database=dataclasses.replace(settings.database, path=args.db))
+    database = (dataclasses.replace(settings.database, url=args.db) if config.is_server(args.db)
+                else dataclasses.replace(settings.database, path=args.db, url=""))
+    return dataclasses.replace(settings, analysis=analysis, database=database)

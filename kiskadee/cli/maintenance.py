@@ -76,7 +76,7 @@ def cmd_prune(args, settings: config.Config) -> int:
 
 
 def cmd_db_backup(args, settings: config.Config) -> int:
-    path = args.db or settings.database.path
+    path = args.db or settings.database.location
     if not Path(path).exists():
         raise DatabaseError(f"{path}: no such database")
     schema = backup(open_store(args, settings, schema="as-is"), args.file)
@@ -93,6 +93,6 @@ def cmd_db_rerank(args, settings: config.Config) -> int:
         with write_transaction(db):
             changed += rerank(version_id, table=table)
     priors = settings.ranking.priors or "the shipped priors"
-    print(f"{args.db or settings.database.path}: ranked {len(versions)} versions again with {priors}:"
+    print(f"{args.db or settings.database.location}: ranked {len(versions)} versions again with {priors}:"
           f" {changed} findings changed rank")
     return EXIT_OK

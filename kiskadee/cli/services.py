@@ -129,8 +129,8 @@ def _stored_anitya_versions(settings: config.Config) -> list:
 
     from kiskadee.errors import DatabaseError
 
-    path = settings.database.path
-    if not path or path == ":memory:" or not Path(path).exists():
+    path = settings.database.location
+    if not config.is_server(path) and (not path or path == ":memory:" or not Path(path).exists()):
         return []
     try:
         open_database(path, schema="current", busy_timeout_ms=settings.database.busy_timeout_ms)

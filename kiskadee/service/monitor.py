@@ -92,7 +92,7 @@ class Monitor(Service):
 
     def setup(self) -> None:
         self.ranking_priors = ranking.load_priors(self.settings.ranking.priors)    # before anything starts
-        self.db = open_database(self.settings.database.path,
+        self.db = open_database(self.settings.database.location,
                                 busy_timeout_ms=self.settings.database.busy_timeout_ms)
         inherited = listen_fds(unset=True)
         self.intake = self.context.socket(zmq.ROUTER)

@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 import peewee
 
-from kiskadee.config import Config
+from kiskadee.config import Config, is_server
 from kiskadee.errors import DatabaseError
 from kiskadee.store.db import open_database
 from kiskadee.store.status import running_jobs, version_counts
@@ -105,13 +105,13 @@ class Progress:
         try:
             if not self.opened:
                 # The monitor creates the database; until it has, there is nothing to show.
-                if not Path(database.path).exists():
+                if not is_server(database.location) and not Path(database.location).exists():
                     return None
-                open_database(database.path, schema="current", busy_timeout_ms=1000)
+                open_database(database.location, schema="current", busy_timeout_ms=1000)
                 self.opened = True
             counts, jobs = version_counts(), running_jobs()
         except (DatabaseError, peewee.DatabaseError) as exc:
-            log.debug("no progress from %s yet: %s", database.path, exc)
+            log.debug("no progress from %s yet: %s", database.location, exc)
             return None
         return progress_line(counts, jobs), (counts["queued"], len(jobs), counts["done"], counts["failed"])
 

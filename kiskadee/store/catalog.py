@@ -27,7 +27,7 @@ class Catalog:
 
     The monitor is not the only writer: ``kiskadee analyze`` records the
     versions it analyzes in the same database, behind this cache. ``flush``
-    therefore inserts with OR IGNORE and counts what it inserted (the rows the
+    therefore inserts with ON CONFLICT DO NOTHING and counts what it inserted (the rows the
     driver reports changed, not a look-up per row); only when
     a row was already there does it read the packages concerned back, so the
     version another writer recorded is taken as known and the hot path stays
@@ -86,8 +86,8 @@ class Catalog:
             return
         pending, self._pending = self._pending, []
         inserted = sql.execute_many(
-            "INSERT OR IGNORE INTO version (package_id, number, state, source_url, sha256, event, created_at,"
-            " queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", pending)
+            "INSERT INTO version (package_id, number, state, source_url, sha256, event, created_at,"
+            " queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", pending)
         if inserted < len(pending):
             log.info("%d of %d new versions had been recorded by another writer; taken as known",
                      len(pending) - inserted, len(pending))
@@ -101,9 +101,9 @@ class Catalog:
         Provisional id -> real id, and whether another writer had added any of them.
         """
         new, self._new_packages = self._new_packages, {}
-        # OR IGNORE: a package another writer ('kiskadee analyze') added meanwhile is taken as it is.
-        inserted = sql.execute_many("INSERT OR IGNORE INTO package (fetcher_id, name, created_at) VALUES (?, ?, ?)",
-                                [(*key, created) for key, created in new.items()])
+        # DO NOTHING: a package another writer ('kiskadee analyze') added meanwhile is taken as it is.
+        inserted = sql.execute_many("INSERT INTO package (fetcher_id, name, created_at) VALUES (?, ?, ?)"
+                                    " ON CONFLICT DO NOTHING", [(*key, created) for key, created in new.items()])
         real: Dict[Tuple[int, str], int] = {}
         names = defaultdict(list)
         for fetcher_id, name in new:

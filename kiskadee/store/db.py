@@ -1,5 +1,9 @@
 """Opening the database: SQLite in WAL mode with foreign keys, schema kept current; writing it safely.
 
+SQLite is the default; ``database.url = "postgresql://..."`` selects a
+PostgreSQL server instead (``kiskadee.store.postgresql``), where every
+transaction holds one advisory lock from its BEGIN: the same single writer.
+
 The monitor writes the database all the time, and ``kiskadee analyze``,
 ``retry`` and ``waive`` write it next to the monitor. Every transaction
 starts as ``BEGIN IMMEDIATE`` (the database's ``lock_type``), taking SQLite's
@@ -29,8 +33,9 @@ from typing import Callable, Iterator, TypeVar
 
 import peewee
 
+from kiskadee.config import is_server
 from kiskadee.errors import DatabaseError
-from kiskadee.store import migrations
+from kiskadee.store import migrations, postgresql
 from kiskadee.store.models import database
 
 log = logging.getLogger(__name__)
@@ -42,14 +47,34 @@ class DatabaseBusy(DatabaseError):
     """Another process held the database's write lock for longer than the busy timeout."""
 
 
-def open_database(path: str, *, schema: str = "upgrade", busy_timeout_ms: int = 10_000) -> peewee.Database:
-    """Open the SQLite database at ``path`` and bind the models to it.
+def open_database(location: str, *, schema: str = "upgrade", busy_timeout_ms: int = 10_000) -> peewee.Database:
+    """Open the database at ``location`` and bind the models to it.
 
-    ``schema`` says what to do about the schema: "upgrade" creates the file
-    when missing and applies pending migrations; "current" requires an
-    existing database at the latest schema; "as-is" opens (or creates) the
-    file and leaves the schema alone, for ``kiskadee db``.
+    ``location`` is an SQLite file's path (or ``sqlite:///PATH``) or a
+    ``postgresql://`` URL. ``schema`` says what to do about the schema:
+    "upgrade" creates the database's tables when missing and applies pending
+    migrations; "current" requires an existing database at the latest
+    schema; "as-is" opens (or creates) the file and leaves the schema alone,
+    for ``kiskadee db``.
     """
+    if is_server(location):
+        return _open_server(location, schema, busy_timeout_ms)
+    return _open_file(location.removeprefix("sqlite://"), schema, busy_timeout_ms)
+
+
+def _open_server(url: str, schema: str, busy_timeout_ms: int) -> peewee.Database:
+    db = postgresql.connect(url, busy_timeout_ms)
+    db.kiskadee_path = postgresql.display(url)
+    try:
+        database.initialize(db)
+        _check_schema(db, db.kiskadee_path, schema)
+    except peewee.DatabaseError as exc:
+        db.close()
+        raise DatabaseError(f"{db.kiskadee_path}: cannot open database: {str(exc).strip()}") from None
+    return db
+
+
+def _open_file(path: str, schema: str, busy_timeout_ms: int) -> peewee.Database:
     read_only = False
     if path != ":memory:":
         if schema == "current" and not Path(path).exists():
@@ -72,6 +97,7 @@ def open_database(path: str, *, schema: str = "upgrade", busy_timeout_ms: int = 
         pragmas=pragmas,
     )
     db.kiskadee_path = path
+    db.busy_timeout_ms = busy_timeout_ms
     try:
         db.connect(reuse_if_open=True)
         database.initialize(db)
@@ -96,7 +122,7 @@ def close_database(db: peewee.Database) -> None:
     """
     if db.is_closed():
         return
-    if not getattr(db, "connect_params", {}).get("uri") and db.database != ":memory:":
+    if isinstance(db, peewee.SqliteDatabase) and not db.connect_params.get("uri") and db.database != ":memory:":
         try:
             db.execute_sql("PRAGMA busy_timeout = 0")
             db.execute_sql("PRAGMA journal_mode = delete")
@@ -147,18 +173,17 @@ def _check_schema(db: peewee.Database, path: str, schema: str) -> None:
 @contextlib.contextmanager
 def write_transaction(db: peewee.Database) -> Iterator[None]:
     """One transaction holding the write lock from its start; DatabaseBusy if it stays taken too long."""
+    where = getattr(db, "kiskadee_path", db.database)
     try:
-        with db.atomic("IMMEDIATE"):
+        with db.atomic():                   # SQLite's BEGIN IMMEDIATE, or PostgreSQL's write lock
             yield
-    except peewee.OperationalError as exc:
-        if "readonly" in str(exc):
-            raise DatabaseError(f"{getattr(db, 'kiskadee_path', db.database)}: permission denied: this command "
-                                "writes the database, which takes the rights of its owner (the kiskadee "
-                                "user under systemd) or root") from None
+    except (peewee.OperationalError, peewee.ProgrammingError) as exc:
+        if "readonly" in str(exc) or "permission denied" in str(exc):
+            raise DatabaseError(f"{where}: permission denied: this command writes the database, which takes "
+                                "the rights of its owner (the kiskadee user under systemd) or root") from None
         if not _is_busy(exc):
             raise
-        (timeout_ms,) = db.execute_sql("PRAGMA busy_timeout").fetchone()
-        raise DatabaseBusy(f"{db.database}: the database stayed busy for {timeout_ms / 1000:g} s (another "
+        raise DatabaseBusy(f"{where}: the database stayed busy for {db.busy_timeout_ms / 1000:g} s (another "
                            "process, such as the monitor, was writing it); nothing was changed, try again") from None
 
 
@@ -177,5 +202,5 @@ def retry_when_busy(write: Callable[[], T], attempts: int = 4, backoff_seconds: 
     return write()
 
 
-def _is_busy(exc: peewee.OperationalError) -> bool:
-    return any(text in str(exc) for text in ("database is locked", "database is busy"))
+def _is_busy(exc: peewee.DatabaseError) -> bool:
+    return any(text in str(exc) for text in ("database is locked", "database is busy")) or postgresql.is_busy(exc)

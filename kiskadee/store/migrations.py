@@ -1,8 +1,10 @@
 """Numbered schema migrations, applied in order by ``kiskadee db upgrade``.
 
 Each migration is plain SQL so that the schema reads the same here as in
-``sqlite3 .schema``. A migration never changes once released: a schema change
-is a new migration at the end of ``MIGRATIONS``.
+``sqlite3 .schema``; on PostgreSQL the same statements run with the few words
+the two spell differently translated (``kiskadee.store.postgresql.from_sqlite``).
+A migration never changes once released: a schema change is a new migration
+at the end of ``MIGRATIONS``.
 """
 
 import logging
@@ -11,6 +13,7 @@ from typing import List, NamedTuple
 import peewee
 
 from kiskadee.errors import DatabaseError
+from kiskadee.store import postgresql
 from kiskadee.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -384,10 +387,11 @@ def current_version(db: peewee.Database) -> int:
 
 def upgrade(db: peewee.Database) -> List[Migration]:
     """Apply every pending migration, each in its own transaction; return those applied."""
-    db.execute_sql(
+    dialect = postgresql.from_sqlite if isinstance(db, peewee.PostgresqlDatabase) else str
+    db.execute_sql(dialect(
         "CREATE TABLE IF NOT EXISTS schema_migration ("
         "number INTEGER PRIMARY KEY, title TEXT NOT NULL, applied_at DATETIME NOT NULL)"
-    )
+    ))
     current = current_version(db)
     if current > LATEST:
         raise DatabaseError(
@@ -396,13 +400,13 @@ def upgrade(db: peewee.Database) -> List[Migration]:
         )
     applied = []
     for migration in MIGRATIONS[current:]:
-        with db.atomic():
+        with db.atomic():                   # holds the write lock: another upgrade waits, then finds it done
+            if current_version(db) >= migration.number:
+                continue
             for statement in migration.statements:
-                db.execute_sql(statement)
-            db.execute_sql(
-                "INSERT INTO schema_migration (number, title, applied_at) VALUES (?, ?, ?)",
-                (migration.number, migration.title, utcnow()),
-            )
+                db.execute_sql(dialect(statement))
+            db.execute_sql(f"INSERT INTO schema_migration (number, title, applied_at) VALUES ({db.param},"
+                           f" {db.param}, {db.param})", (migration.number, migration.title, utcnow()))
         log.info("applied migration %d: %s", migration.number, migration.title)
         applied.append(migration)
     return applied

@@ -22,4 +22,6 @@ def execute(statement: str, *params):
 
 def execute_many(statement: str, rows: Iterable[Sequence]) -> int:
     """Run one statement for each of ``rows``; how many rows it changed (an ignored INSERT changes none)."""
-    return database.cursor().executemany(_marked(statement), rows).rowcount
+    cursor = database.cursor()
+    cursor.executemany(_marked(statement), rows)    # sqlite3 returns the cursor, psycopg2 None
+    return cursor.rowcount

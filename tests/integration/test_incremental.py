@@ -4,10 +4,13 @@ Real consecutive releases (tests/fixtures/releases): the new release is
 analyzed in full with an empty cache, and again after the old release has
 filled a cache; the two must agree finding by finding (fingerprint, path,
 line, column, check, message, function, CWEs, severity) and in coverage.
+Besides upstream releases, a Debian minor update: cJSON 1.7.15 as released
+against bookworm's 1.7.15-1+deb12u4, its security patches applied.
 Real analyzers in the local sandbox, a real SQLite cache file.
 """
 
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -30,12 +33,28 @@ SETTINGS = AnalyzersConfig(gcc=GccConfig(mode="per-file", jobs=2), clang=ClangCo
 # include a changed header, and that do not.
 CJSON_PART = ("cJSON.c", "cJSON.h", "cJSON_Utils.c", "cJSON_Utils.h", "test.c", "tests/common.h",
               "tests/misc_tests.c", "tests/cjson_add.c", "tests/unity/src", "tests/unity/examples/unity_config.h")
+# The Debian update patches cJSON.c, cJSON_Utils.c and two test programs, no header.
+CJSON_DEBIAN = "cjson_1.7.15-1+deb12u4.dsc"
+CJSON_DEBIAN_PART = CJSON_PART + ("tests/parse_number.c",)
 
 
 def unpack(name: str, into: Path) -> Path:
     with tarfile.open(RELEASES / name) as archive:
         archive.extractall(into)
     (tree,) = into.iterdir()
+    return tree
+
+
+def debian_tree(dsc: str, into: Path, patched: bool) -> Path:
+    """A Debian source package unpacked by dpkg-source: the orig and debian/, its patches applied or not."""
+    if not shutil.which("dpkg-source"):
+        pytest.skip("dpkg-source (Debian's dpkg-dev) is not installed")
+    tree = into / "tree"
+    into.mkdir(parents=True)
+    subprocess.run(["dpkg-source", "--no-copy", *([] if patched else ["--skip-patches"]), "-x", str(RELEASES / dsc),
+                    str(tree)], check=True, capture_output=True, timeout=120)
+    # quilt's copies of the files before each patch: no build reads them.
+    shutil.rmtree(tree / ".pc", ignore_errors=True)
     return tree
 
 
@@ -92,6 +111,18 @@ def test_flawfinder_after_the_previous_release_stores_what_a_full_run_stores(old
     assert reuse.reused > 0 and reuse.analyzed > 0      # some files changed, some did not
     without_cache = analyze(new_tree, ["flawfinder"], tmp_path)
     assert_same(without_cache, incremental)
+
+
+def test_a_debian_minor_update_after_the_release_it_patches_stores_what_a_full_run_stores(tmp_path):
+    old = part_of(debian_tree(CJSON_DEBIAN, tmp_path / "o", patched=False), CJSON_DEBIAN_PART, tmp_path / "old")
+    new = part_of(debian_tree(CJSON_DEBIAN, tmp_path / "n", patched=True), CJSON_DEBIAN_PART, tmp_path / "new")
+    full, incremental, reuse = full_and_incremental(old, new, ["flawfinder", "gcc"], tmp_path)
+    assert_same(full, incremental)
+    # Only what the patches changed is analyzed again: they touch no header.
+    patched = {"cJSON.c", "cJSON_Utils.c", "tests/misc_tests.c", "tests/parse_number.c"}
+    assert reuse.reused_units["gcc"] == ["test.c", "tests/cjson_add.c", "tests/unity/src/unity.c"]
+    assert not patched & set(reuse.reused_units["flawfinder"])
+    assert {"cJSON.h", "cJSON_Utils.h", "test.c"} <= set(reuse.reused_units["flawfinder"])
 
 
 def test_compiled_analyzers_after_the_previous_release_store_what_a_full_run_stores(tmp_path):

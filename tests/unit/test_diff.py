@@ -6,9 +6,9 @@ monitor store them.
 """
 
 import random
-import sqlite3
 
 import pytest
+from harness import other_connection
 
 from kiskadee.core import ranking
 from kiskadee.core.findings import Finding
@@ -19,6 +19,8 @@ from kiskadee.store import lineage, queries, waivers
 from kiskadee.store.models import Version
 from kiskadee.store.queue import record_analysis
 from kiskadee.store.results import VersionKey
+
+pytestmark = pytest.mark.both_databases
 
 
 def finding(fingerprint, line=10, check="nullPointer", path="src/a.c", rank=3.0):
@@ -136,17 +138,17 @@ def test_survival_of_a_version_analyzed_between_two_others(db):
     assert [f["survived"] for f in queries.version_report(middle)["findings"]] == [1]
 
 
-def view(db_path, name, version):
-    with sqlite3.connect(db_path) as connection:
-        return sorted(r[0] for r in connection.execute(
-            f"SELECT fingerprint FROM {name} WHERE package = 'widget' AND version = ?", (version,)))
+def view(location, name, version):
+    with other_connection(location) as connection:
+        return sorted(r[0] for r in connection.rows(
+            f"SELECT fingerprint FROM {name} WHERE package = 'widget' AND version = ?", version))
 
 
 def test_new_and_fixed_views_agree_with_diff_and_ignore_failed_runs(db, tmp_path):
     store(db, "1.0", run("cppcheck", finding("aa"), finding("cc")), run("flawfinder", finding("ff")))
     store(db, "1.1", run("cppcheck", finding("aa"), finding("dd")), run("flawfinder", status="failed"))
     store(db, "1.2", run("cppcheck", finding("dd")), run("flawfinder", finding("ff"), finding("gg")))
-    path = tmp_path / "kiskadee.db"
+    path = db.database
     assert view(path, "new_finding", "1.1") == ["dd"]
     assert view(path, "fixed_finding", "1.1") == ["cc"]
     assert view(path, "new_finding", "1.2") == []       # flawfinder failed on 1.1: nothing to compare

@@ -27,6 +27,8 @@ from kiskadee.store import waivers
 from kiskadee.store.queue import record_analysis
 from kiskadee.store.results import VersionKey
 
+pytestmark = pytest.mark.both_databases
+
 HOSTILE = '<script>window.pwned=1</script>"onerror="window.pwned=1" <img src=x onerror=window.pwned=1>'
 PACKAGE = "widget" + HOSTILE
 NOW = datetime.datetime(2026, 12, 5, 1, 0, 0)

@@ -1,10 +1,11 @@
 """The job queue's rules, on a real SQLite database, with time passed in."""
 
-import contextlib
 import datetime
-import sqlite3
 
 import pytest
+from harness import other_connection
+
+pytestmark = pytest.mark.both_databases
 
 from kiskadee.core.findings import Finding
 from kiskadee.core.runs import AnalyzerRun
@@ -74,7 +75,7 @@ def test_a_batch_of_new_packages_is_written_once_with_its_versions(db):
 def test_a_package_another_writer_added_meanwhile_is_taken_as_it_is(db, tmp_path):
     catalog = Catalog(POLICY)
     record(catalog, event("1.0"))                   # loads what the fetcher knows
-    with contextlib.closing(sqlite3.connect(tmp_path / "kiskadee.db")) as other, other:   # e.g. 'kiskadee analyze'
+    with other_connection(db.database) as other:     # e.g. 'kiskadee analyze'
         other.execute("INSERT INTO package (fetcher_id, name, created_at)"
                       " SELECT id, 'jq', '2026-11-28 12:00:00' FROM fetcher WHERE name = 'debian'")
     assert record(catalog, event("1.7.1", package="jq")) == "queued"

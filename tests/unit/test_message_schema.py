@@ -17,6 +17,8 @@ from kiskadee.store import outbox, queue
 from kiskadee.store.models import OutboxMessage
 from kiskadee.store.results import VersionKey
 
+pytestmark = pytest.mark.both_databases
+
 T0 = datetime.datetime(2026, 12, 1, 12, 0, 0)
 
 

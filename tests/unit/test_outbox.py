@@ -25,6 +25,8 @@ from kiskadee.store.catalog import Catalog
 from kiskadee.store.models import OutboxMessage, Version
 from kiskadee.store.results import VersionKey
 
+pytestmark = pytest.mark.both_databases
+
 T0 = datetime.datetime(2026, 12, 1, 12, 0, 0)
 NOW = Instant(1000.0, T0)
 POLICY = queue.QueuePolicy(lease_seconds=60, max_attempts=2, backoff_seconds=10, publish=True)

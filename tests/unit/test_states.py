@@ -12,10 +12,12 @@ from kiskadee.core.states import (COMPLETED, RETRYABLE, TRANSITIONS, AnalysisSta
                                   check_transition)
 from kiskadee.errors import UsageError
 from kiskadee.results import diff
-from kiskadee.store import lineage, queue, retry
+from kiskadee.store import lineage, queue, retry, sql
 from kiskadee.store.catalog import Catalog
 from kiskadee.store.models import Version
 from kiskadee.store.results import VersionKey
+
+pytestmark = pytest.mark.both_databases
 
 S = VersionState
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
@@ -33,8 +35,8 @@ def version_in(db, state: VersionState) -> int:
     catalog.record({"fetcher": KEY.fetcher, "package": KEY.package, "version": KEY.version}, T0)
     catalog.flush()
     leased = state == S.LEASED
-    db.execute_sql("UPDATE version SET state = ?, attempts = ?, leased_by = ?, lease_token = ?",
-                   (state.value, int(leased), "r1" if leased else "", TOKEN if leased else ""))
+    sql.execute("UPDATE version SET state = ?, attempts = ?, leased_by = ?, lease_token = ?",
+                state.value, int(leased), "r1" if leased else "", TOKEN if leased else "")
     return Version.get().id
 
 

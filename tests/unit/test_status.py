@@ -6,6 +6,7 @@ import json
 from argparse import Namespace
 
 import pytest
+from harness import database_settings
 
 from kiskadee.cli.services import cmd_status
 from kiskadee.config import from_mapping
@@ -15,6 +16,8 @@ from kiskadee.service.progress import Progress, progress_line
 from kiskadee.store import status
 from kiskadee.store.db import open_database
 from kiskadee.store.models import Fetcher, Package, Runner, Version
+
+pytestmark = pytest.mark.both_databases
 
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0)
 
@@ -115,7 +118,7 @@ def test_text_report(db):
 def test_show_prints_json(db, tmp_path, capsys):
     add_version("hello", "2.10", "failed", error="boom", finished_at=ago(1))
     Runner.create(name="runner-0", state="idle", last_seen=ago(1))
-    settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
+    settings = from_mapping({"database": database_settings(db.database)})
     assert cmd_status(Namespace(db=None, format="json"), settings) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["versions"]["failed"] == 1
@@ -147,7 +150,7 @@ class Terminal(io.StringIO):
 
 
 def test_progress_prints_a_line_when_the_counts_change(db, tmp_path):
-    settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
+    settings = from_mapping({"database": database_settings(db.database)})
     out = io.StringIO()
     progress = Progress(settings, stream=out)
     progress.update(0.0)
@@ -162,7 +165,7 @@ def test_progress_prints_a_line_when_the_counts_change(db, tmp_path):
 
 
 def test_progress_redraws_one_line_on_a_terminal(db, tmp_path):
-    settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
+    settings = from_mapping({"database": database_settings(db.database)})
     out = Terminal()
     progress = Progress(settings, stream=out)
     add_version("hello", "2.10", "leased", leased_by="runner-0")
@@ -185,7 +188,7 @@ def test_progress_waits_for_the_database(tmp_path):
 
 
 def test_quiet_progress_prints_nothing(db, tmp_path):
-    settings = from_mapping({"database": {"path": str(tmp_path / "kiskadee.db")}})
+    settings = from_mapping({"database": database_settings(db.database)})
     out = io.StringIO()
     progress = Progress(settings, verbosity=-1, stream=out)
     progress.update(0.0)

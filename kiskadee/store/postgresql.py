@@ -1,0 +1,84 @@
+"""PostgreSQL, for a site whose database other hosts read: one writer at a time, as with SQLite.
+
+kiskadee's writers were designed against SQLite, where a transaction that
+begins ``IMMEDIATE`` holds the one write lock: the monitor and the commands
+that write next to it (``analyze``, ``retry``, ``waive``) never interleave.
+Here every transaction takes one transaction-scoped advisory lock at BEGIN,
+which keeps exactly that guarantee: a second writer waits up to the busy
+timeout (``lock_timeout``) and then fails as "busy", which the callers
+already handle (``kiskadee.store.db.DatabaseBusy``). Reads outside a
+transaction (``show``, ``diff``, ``export``, the report) take no lock.
+"""
+
+import urllib.parse
+
+import peewee
+
+from kiskadee.errors import DatabaseError
+
+# The advisory lock every kiskadee transaction holds: a constant of kiskadee's own ('kisk' in ASCII).
+WRITE_LOCK = 0x6B69736B
+
+
+class WriterLockedPostgresql(peewee.PostgresqlDatabase):
+    """A PostgreSQL database whose every transaction holds kiskadee's write lock from its BEGIN."""
+
+    def __init__(self, url: str, busy_timeout_ms: int):
+        super().__init__(url)
+        self.busy_timeout_ms = busy_timeout_ms
+
+    def begin(self, isolation_level=None):
+        super().begin(isolation_level)
+        try:
+            self.execute_sql(f"SET LOCAL lock_timeout = {int(self.busy_timeout_ms)}")
+            self.execute_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        except peewee.DatabaseError:
+            self.rollback()             # peewee's transaction never began: end the server's
+            raise
+
+
+def connect(url: str, busy_timeout_ms: int) -> peewee.Database:
+    """An open connection to the PostgreSQL database at ``url`` (postgresql://, libpq's URL form)."""
+    try:
+        import psycopg2  # noqa: F401  (peewee finds it; say clearly when it is not installed)
+    except ImportError:
+        raise DatabaseError(f"{display(url)}: PostgreSQL needs psycopg2 (dnf install python3-psycopg2,"
+                            " apt install python3-psycopg2, or pip install psycopg2-binary)") from None
+    db = WriterLockedPostgresql(url.replace("postgres://", "postgresql://", 1), busy_timeout_ms)
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(f"{display(url)}: cannot connect: {str(exc).strip()}") from None
+    return db
+
+
+# How the migrations' SQLite SQL reads in PostgreSQL: the few words the two spell differently.
+_SPELLINGS = (
+    ("id INTEGER PRIMARY KEY", "id SERIAL PRIMARY KEY"),    # SQLite's rowid alias numbers new rows itself
+    (" DATETIME", " TIMESTAMP"),
+    (" REAL", " DOUBLE PRECISION"),                         # SQLite's REAL has 8 bytes; PostgreSQL's has 4
+    ("CROSS JOIN", "JOIN"),                                 # SQLite's join-order hint; an inner join
+    ("instr(", "strpos("),
+    ("char(10)", "chr(10)"),
+)
+
+
+def from_sqlite(statement: str) -> str:
+    """A migration's statement, written for SQLite, as PostgreSQL spells it."""
+    for sqlite, postgres in _SPELLINGS:
+        statement = statement.replace(sqlite, postgres)
+    return statement
+
+
+def display(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_busy(exc: peewee.DatabaseError) -> bool:
+    """Whether ``exc`` is the lock timeout of a writer that waited for another."""
+    return "lock timeout" in str(exc)
