@@ -34,6 +34,8 @@ setup(
                    "setuptools<82"],
         # The Anitya consumer for 'fedora-messaging consume'.
         "amqp": ["fedora-messaging>=3", "anitya-schema>=2", "fastjsonschema>=2.15"],
+        # A PostgreSQL server as the database (database.url = "postgresql://...").
+        "postgresql": ["psycopg2>=2.8"],
     },
     entry_points={
         "console_scripts": ["kiskadee = kiskadee.cli:main"],

@@ -1,14 +1,17 @@
-"""``kiskadee prune``, ``kiskadee db backup`` and ``db rerank``: keeping the database small, safe and current."""
+"""``kiskadee prune``, ``kiskadee db backup``, ``db copy`` and ``db rerank``: keeping the database small,
+safe and current, and moving it."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from kiskadee import config
 from kiskadee.cli.common import open_store
 from kiskadee.core import ranking
-from kiskadee.errors import EXIT_OK, DatabaseError
+from kiskadee.errors import EXIT_OK, DatabaseError, UsageError
 from kiskadee.store.backup import backup
-from kiskadee.store.db import write_transaction
+from kiskadee.store.copy import copy
+from kiskadee.store.db import close_database, open_database, write_transaction
 from kiskadee.store.models import Version
 from kiskadee.store.prune import prune
 from kiskadee.store.results import rerank
@@ -39,6 +42,19 @@ def add_db_commands(actions, database) -> None:
                     "opens at the same schema.")
     cmd.add_argument("file", metavar="FILE", type=Path)
     cmd.set_defaults(func=cmd_db_backup)
+    cmd = actions.add_parser(
+        "copy", help="copy every row of one database into another, empty one (SQLite or PostgreSQL)",
+        description="Copy every table of the database FROM into the database TO, keeping every id: to move "
+                    "a site from its SQLite file to PostgreSQL (or back). TO is created at the latest schema "
+                    "if it has no tables and must hold no rows; FROM must be at the latest schema. FROM is "
+                    "read in one snapshot, TO written in one transaction, and the row counts are compared "
+                    "at the end. Stop the monitor first when moving a site: what it writes after the copy "
+                    "began stays behind. Then set database.url to TO.")
+    cmd.add_argument("--from", dest="source", metavar="PATH|URL",
+                     help="the database to copy (default: the configured one)")
+    cmd.add_argument("--to", dest="target", metavar="PATH|URL", required=True,
+                     help="an empty database: an SQLite file (path or sqlite:///PATH) or a postgresql:// URL")
+    cmd.set_defaults(func=cmd_db_copy)
     cmd = actions.add_parser(
         "rerank", parents=[database], help="rank every stored finding again with the current priors",
         description="Rank the findings of every version again, with the priors table of ranking.priors "
@@ -77,10 +93,32 @@ def cmd_prune(args, settings: config.Config) -> int:
 
 def cmd_db_backup(args, settings: config.Config) -> int:
     path = args.db or settings.database.location
+    if config.is_server(path):
+        raise UsageError(f"{path}: kiskadee db backup copies an SQLite file; back a PostgreSQL database up with"
+                         " pg_dump, or snapshot it into a file with 'kiskadee db copy --to FILE'")
     if not Path(path).exists():
         raise DatabaseError(f"{path}: no such database")
     schema = backup(open_store(args, settings, schema="as-is"), args.file)
     print(f"{path}: copied to {args.file}, schema {schema}")
+    return EXIT_OK
+
+
+def cmd_db_copy(args, settings: config.Config) -> int:
+    source_location = args.source or settings.database.location
+    if source_location == args.target:
+        raise UsageError(f"{args.target}: --from and --to name the same database")
+    if not config.is_server(source_location) and not Path(source_location.removeprefix("sqlite://")).exists():
+        raise DatabaseError(f"{source_location}: no such database")
+    timeout = settings.database.busy_timeout_ms
+    source = open_database(source_location, schema="current", busy_timeout_ms=timeout)
+    target = open_database(args.target, schema="upgrade", busy_timeout_ms=timeout)
+    try:
+        copied = copy(source, target, progress=lambda table, rows: print(f"{table}: {rows} rows", file=sys.stderr))
+    finally:
+        close_database(target)
+        close_database(source)
+    print(f"copied {source.kiskadee_path} to {target.kiskadee_path}: {sum(copied.values())} rows,"
+          f" {copied['finding']} findings of {copied['version']} versions")
     return EXIT_OK
 
 

@@ -6,7 +6,9 @@ it: with the real ``sqlite3`` command-line tool, on a real database with
 several fetchers, several versions, waivers, failed analyses and coverage
 gaps, stored through kiskadee's own ``record_analysis`` and ``waive``. Each
 recipe's answer is checked against what was stored (the plan below), for what
-its heading promises; a recipe without a check here fails the test.
+its heading promises; a recipe without a check here fails the test. The same
+recipes run on a copy of that database in a real PostgreSQL server
+(``kiskadee db copy``'s code), as the README says they do.
 """
 
 import contextlib
@@ -20,9 +22,11 @@ from pathlib import Path
 
 import pytest
 from builders import finding, ranked_runs
+from harness import other_connection
 
 from kiskadee.store import waivers
-from kiskadee.store.db import open_database
+from kiskadee.store.copy import copy
+from kiskadee.store.db import close_database, open_database
 from kiskadee.store.queue import record_analysis
 from kiskadee.store.results import VersionKey
 
@@ -114,6 +118,17 @@ def database(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def server_copy(database, postgresql):
+    """The same database copied into a PostgreSQL server; its URL."""
+    url = postgresql.fresh_database()
+    source, target = open_database(str(database), schema="current"), open_database(url)
+    copy(source, target)
+    close_database(target)
+    close_database(source)
+    return url
+
+
 def waive(fetcher, package):
     """The planned waivers of a package, with ``kiskadee waive``'s code, once its last version is stored
     and before another fetcher's package of the same name is (``waive`` names packages, not fetchers)."""
@@ -147,10 +162,21 @@ def _heading(paragraph):
 
 
 def run_recipe(database, sql):
+    if str(database).startswith("postgresql://"):
+        return run_in_postgresql(database, sql)
     result = subprocess.run(["sqlite3", "-bail", "-json", str(database)], input=sql,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and not result.stderr, (sql, result.stderr)
     return json.loads(result.stdout) if result.stdout.strip() else []
+
+
+def run_in_postgresql(url, sql):
+    """The recipe's rows as sqlite3 -json gives them: dicts by column name, timestamps as text."""
+    with other_connection(url) as connection:
+        cursor = connection.execute(sql)
+        names = [column.name for column in cursor.description]
+        return [{name: value.isoformat(" ") if isinstance(value, datetime.datetime) else value
+                 for name, value in zip(names, row)} for row in cursor.fetchall()]
 
 
 # --- what was stored, from the plan --------------------------------------------------------
@@ -180,8 +206,8 @@ def analyzed(entry):
 
 def stored_ranks(database):
     """(fetcher, package, version, check id, path) -> rank, read from the tables, not the views."""
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        return {row[:5]: row[5] for row in connection.execute(
+    with other_connection(database) as connection:
+        return {row[:5]: row[5] for row in connection.rows(
             "SELECT fe.name, p.name, v.number, f.check_id, f.path, f.rank FROM finding f"
             " JOIN analysis a ON a.id = f.analysis_id JOIN version v ON v.id = a.version_id"
             " JOIN package p ON p.id = v.package_id JOIN fetcher fe ON fe.id = p.fetcher_id")}
@@ -296,7 +322,9 @@ def test_every_recipe_has_a_check_and_every_check_a_recipe():
 
 
 @pytest.mark.parametrize("heading", sorted(CHECKS))
-def test_recipe_answers_what_it_promises(database, heading):
+@pytest.mark.parametrize("client", ["sqlite3", "postgresql"])
+def test_recipe_answers_what_it_promises(client, heading, request):
+    database = request.getfixturevalue("database" if client == "sqlite3" else "server_copy")
     (sql,) = [sql for found, sql in recipes() if found == heading]
     rows = run_recipe(database, sql)
     assert rows, f"{heading!r} answered nothing"
