@@ -1,7 +1,8 @@
-"""Dispatch throughput: how many small jobs one monitor hands out and stores per second, on SQLite.
+"""Dispatch throughput: how many small jobs one monitor hands out and stores per second, on SQLite
+and on PostgreSQL.
 
 A real monitor (``kiskadee monitor``, its own process on ipc sockets, a
-fresh SQLite database, default verbosity) serves 1, 8 and 32 runner
+fresh database, default verbosity) serves 1, 8 and 32 runner
 processes. Jobs are tiny tarballs (one C file each, every one different so
 no cached result applies) put in the spool as ``kiskadee submit`` does and
 announced through kiskadee.service.intake.IntakeSender as ``local`` source
@@ -32,11 +33,19 @@ sent to a monitor with no runners, events recorded per second and the
 monitor's CPU. With --profile the monitor of the largest wire run runs
 under cProfile and the top entries are printed.
 
+Every figure is taken on each database of --databases: a fresh SQLite file,
+and a fresh database of a throw-away PostgreSQL server on a unix socket
+(tests/postgresql_server.py, as the tests start it; fsync off, like SQLite's
+synchronous=normal in WAL mode not syncing each commit). The monitor's CPU
+share is its own process only; the PostgreSQL server's CPU is printed beside
+it (its backends' CPU over the same window).
+
 The target (issue 17): at least 200 small jobs dispatched and stored per
 second on SQLite. The machine's load (``os.getloadavg``) is printed with
 every figure: other sessions share the CPUs, so read the figures side by side.
 
-Run: .venv/bin/python bench/dispatch.py [--kinds real,wire] [--runners 1,8,32] [--real-jobs 150]
+Run: .venv/bin/python bench/dispatch.py [--databases sqlite,postgresql] [--kinds real,wire]
+                                        [--runners 1,8,32] [--real-jobs 150]
                                         [--wire-jobs 2000] [--wire-source TARBALL] [--events 20000]
                                         [--profile] [--keep]
 """
@@ -49,7 +58,6 @@ import os
 import pstats
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -60,11 +68,16 @@ from typing import Dict, List, Optional
 
 import zmq
 
-from kiskadee import config
-from kiskadee.core.events import SourceEvent
-from kiskadee.service import wire
-from kiskadee.service.intake import IntakeSender
-from kiskadee.sources import spool
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import postgresql_server  # noqa: E402  (the tests' throw-away server)
+from harness import other_connection  # noqa: E402
+
+from kiskadee import config  # noqa: E402
+from kiskadee.core.events import SourceEvent  # noqa: E402
+from kiskadee.service import wire  # noqa: E402
+from kiskadee.service.intake import IntakeSender  # noqa: E402
+from kiskadee.sources import spool  # noqa: E402
 
 C_SOURCE = "#include <string.h>\nvoid copy(char *out, const char *in) { strcpy(out, in); }  /* job {n} */\n"
 FINISHED = ("done", "failed", "unresolved")
@@ -74,6 +87,8 @@ DEADLINE = 240.0    # seconds one run may take before it is cut short and report
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--databases", default="sqlite,postgresql",
+                        help="sqlite, postgresql (default both)")
     parser.add_argument("--kinds", default="real,wire", help="runner kinds: real, wire (default both)")
     parser.add_argument("--runners", default="1,8,32", help="runner counts (default 1,8,32)")
     parser.add_argument("--analyzer", default="flawfinder", help="the real runners' analyzer (default flawfinder)")
@@ -115,12 +130,14 @@ def tarball(n: int) -> bytes:
 class Site:
     """A monitor on a fresh database in a short temporary directory, and the runners started on it."""
 
-    def __init__(self, analyzer: str, keep: bool):
+    def __init__(self, analyzer: str, keep: bool, server: Optional["postgresql_server.Server"] = None):
         self.root = Path(tempfile.mkdtemp(prefix="kkd"))    # short: ipc paths must stay under 107 bytes
-        self.keep, self.db = keep, self.root / "k.db"
+        self.keep = keep
+        self.db = server.fresh_database(schema=False) if server else str(self.root / "k.db")
         self.config = self.root / "kiskadee.toml"
+        database = f'url = "{self.db}"' if server else f'path = "{self.db}"'
         self.config.write_text(
-            f'[database]\npath = "{self.db}"\n\n'
+            f'[database]\n{database}\n\n'
             f'[service]\nruntime_dir = "{self.root / "run"}"\nstate_dir = "{self.root / "state"}"\n\n'
             f'[analysis]\nanalyzers = ["{analyzer}"]\nwork_dir = "{self.root / "work"}"\n\n'
             "[fetchers.debian]\nenabled = false\n")
@@ -168,14 +185,16 @@ class Site:
 
     def count(self, sql: str) -> int:
         try:
-            with sqlite3.connect(self.db, timeout=10) as connection:
-                return connection.execute(sql).fetchone()[0] or 0
-        except sqlite3.OperationalError:        # not created or not migrated yet
-            return 0
+            with other_connection(self.db) as connection:
+                return connection.rows(sql)[0][0] or 0
+        except Exception as exc:                # not created or not migrated yet
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                return 0
+            raise
 
     def rows(self, sql: str) -> list:
-        with sqlite3.connect(self.db, timeout=10) as connection:
-            return connection.execute(sql).fetchall()
+        with other_connection(self.db) as connection:
+            return connection.rows(sql)
 
     def stop(self) -> None:
         for process in self.runners:
@@ -218,29 +237,31 @@ def send_all(site: Site, events: List[SourceEvent]) -> None:
             raise SystemExit(f"the monitor did not acknowledge {sender.pending} events")
 
 
-def stamp(text: str) -> float:
-    return datetime.datetime.fromisoformat(text).timestamp()
+def stamp(value) -> float:
+    """A timestamp as SQLite (text) or PostgreSQL (datetime) gives it, in seconds."""
+    return (value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)).timestamp()
 
 
-def job_run(kind: str, runners: int, jobs: int, args, result: Path, profile: bool) -> Dict[str, float]:
+def job_run(kind: str, runners: int, jobs: int, args, result: Path, profile: bool, server) -> Dict[str, float]:
     """One run: ``runners`` of ``kind`` drain ``jobs`` jobs; the figures."""
-    site = Site(args.analyzer, args.keep)
+    site = Site(args.analyzer, args.keep, server)
     try:
         events = site.spool(jobs)
         site.start_monitor(profile)
         site.start_runners(kind, runners, result)
         pid = site.monitor.pid
         runners_before = sum(cpu_seconds(p.pid, children=True) for p in site.runners)
-        cpu0, t0, load_then = cpu_seconds(pid), time.perf_counter(), load()
+        cpu0, t0, load_then, server0 = cpu_seconds(pid), time.perf_counter(), load(), server_cpu(server)
         send_all(site, events)
         finished = drain(site, jobs)
-        cpu1, t1 = cpu_seconds(pid), time.perf_counter()
+        cpu1, t1, server1 = cpu_seconds(pid), time.perf_counter(), server_cpu(server)
         runners_cpu = sum(cpu_seconds(p.pid, children=True) for p in site.runners) - runners_before
         figures = rates(site, finished)
         figures.update({"jobs": jobs, "finished": finished, "end-to-end/s": finished / (t1 - t0), "wall": t1 - t0,
                         "monitor cpu %": 100 * (cpu1 - cpu0) / (t1 - t0),
                         "monitor ms/job": 1000 * (cpu1 - cpu0) / max(1, finished),
-                        "runner ms/job": 1000 * runners_cpu / max(1, finished), "load": load_then})
+                        "runner ms/job": 1000 * runners_cpu / max(1, finished), "load": load_then,
+                        "server ms/job": 1000 * (server1 - server0) / max(1, finished)})
     finally:
         site.stop()
     if profile:
@@ -263,8 +284,8 @@ def rates(site: Site, finished: int) -> Dict[str, float]:
     """Jobs dispatched per second (first to last lease) and stored per second (first lease to last
     stored result), by the timestamps the monitor wrote; and how many ended done and failed."""
     ((first, last_lease, last_done, done, failed),) = site.rows(
-        "SELECT MIN(started_at), MAX(started_at), MAX(finished_at), SUM(state = 'done'), "
-        "SUM(state != 'done') FROM version WHERE state IN ('done', 'failed', 'unresolved')")
+        "SELECT MIN(started_at), MAX(started_at), MAX(finished_at), SUM(CASE WHEN state = 'done' THEN 1 END), "
+        "SUM(CASE WHEN state != 'done' THEN 1 END) FROM version WHERE state IN ('done', 'failed', 'unresolved')")
     if not finished:
         return {"dispatched/s": 0.0, "stored/s": 0.0, "done": 0, "failed": 0}
     return {"dispatched/s": finished / max(1e-3, stamp(last_lease) - stamp(first)),
@@ -272,9 +293,9 @@ def rates(site: Site, finished: int) -> Dict[str, float]:
             "done": done or 0, "failed": failed or 0}
 
 
-def intake_run(events_count: int, args) -> Dict[str, float]:
+def intake_run(events_count: int, args, server) -> Dict[str, float]:
     """A monitor with no runners records ``events_count`` new versions; the figures."""
-    site = Site(args.analyzer, args.keep)
+    site = Site(args.analyzer, args.keep, server)
     try:
         path = site.root / "one.tar.gz"
         path.write_bytes(tarball(0))
@@ -283,20 +304,21 @@ def intake_run(events_count: int, args) -> Dict[str, float]:
                               sha256=entry.name) for n in range(events_count)]
         site.start_monitor()
         pid = site.monitor.pid
-        cpu0, t0, load_then = cpu_seconds(pid), time.perf_counter(), load()
+        cpu0, t0, load_then, server0 = cpu_seconds(pid), time.perf_counter(), load(), server_cpu(server)
         with IntakeSender(site.settings.service.intake_endpoint) as sender:
             for frame in frames:
                 sender.send_frame(frame)
             if not sender.flush(120):
                 raise SystemExit(f"the monitor did not acknowledge {sender.pending} events")
-        cpu1, t1 = cpu_seconds(pid), time.perf_counter()
+        cpu1, t1, server1 = cpu_seconds(pid), time.perf_counter(), server_cpu(server)
         queued = site.count("SELECT COUNT(*) FROM version WHERE state = 'queued'")
     finally:
         site.stop()
     site.remove()
     return {"events": events_count, "queued": queued, "events/s": events_count / (t1 - t0),
             "monitor cpu %": 100 * (cpu1 - cpu0) / (t1 - t0),
-            "monitor us/event": 1e6 * (cpu1 - cpu0) / events_count, "load": load_then}
+            "monitor us/event": 1e6 * (cpu1 - cpu0) / events_count, "load": load_then,
+            "server us/event": 1e6 * (server1 - server0) / events_count}
 
 
 def real_result(analyzer: str, source: str) -> Path:
@@ -372,7 +394,8 @@ def report_job(kind: str, runners: int, figures: Dict[str, float]) -> None:
           f"dispatched {figures['dispatched/s']:.0f}/s, stored {figures['stored/s']:.0f}/s, "
           f"end-to-end {figures['end-to-end/s']:.0f}/s; monitor CPU {figures['monitor cpu %']:.0f}% of a core, "
           f"{figures['monitor ms/job']:.2f} ms/job (ceiling {1000 / max(1e-6, figures['monitor ms/job']):.0f} jobs/s "
-          f"per core); runners {figures['runner ms/job']:.1f} CPU ms/job; {figures['load']}", flush=True)
+          f"per core); database server {figures['server ms/job']:.2f} CPU ms/job; "
+          f"runners {figures['runner ms/job']:.1f} CPU ms/job; {figures['load']}", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -381,23 +404,49 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     counts = [int(count) for count in args.runners.split(",")]
-    print(f"dispatch: {os.cpu_count()} CPUs, SQLite, real runners analyze with {args.analyzer}; {load()}")
+    databases = [name.strip() for name in args.databases.split(",") if name.strip()]
+    print(f"dispatch: {os.cpu_count()} CPUs, {' and '.join(databases)}, real runners analyze with"
+          f" {args.analyzer}; {load()}")
     result = real_result(args.analyzer, args.wire_source) if "wire" in kinds else None
+    server = start_server() if "postgresql" in databases else None
     try:
         for kind in kinds:
             jobs = args.real_jobs if kind == "real" else args.wire_jobs
             for runners in counts:
-                profile = args.profile and kind == "wire" and runners == max(counts)
-                report_job(kind, runners, job_run(kind, runners, jobs, args, result, profile))
-        if args.events:
-            figures = intake_run(args.events, args)
-            print(f"intake: {figures['events']} events ({figures['queued']} queued) at {figures['events/s']:,.0f}/s; "
-                  f"monitor CPU {figures['monitor cpu %']:.0f}% of a core, {figures['monitor us/event']:.0f} us/event; "
-                  f"{figures['load']}", flush=True)
+                for database in databases:
+                    profile = args.profile and kind == "wire" and runners == max(counts)
+                    on = server if database == "postgresql" else None
+                    print(f"{database:<10}", end=" ")
+                    report_job(kind, runners, job_run(kind, runners, jobs, args, result, profile, on))
+        for database in databases if args.events else ():
+            figures = intake_run(args.events, args, server if database == "postgresql" else None)
+            print(f"{database:<10} intake: {figures['events']} events ({figures['queued']} queued) at"
+                  f" {figures['events/s']:,.0f}/s; monitor CPU {figures['monitor cpu %']:.0f}% of a core,"
+                  f" {figures['monitor us/event']:.0f} us/event; database server {figures['server us/event']:.0f}"
+                  f" us/event; {figures['load']}", flush=True)
     finally:
         if result is not None:
             result.unlink()
+        if server is not None:
+            server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)
     return 0
+
+
+def start_server():
+    """A throw-away PostgreSQL server, as the tests start it (tests/postgresql_server.py)."""
+    server = postgresql_server.Server(Path(tempfile.mkdtemp(prefix="kkpg")))
+    server.start()
+    return server
+
+
+def server_cpu(server) -> float:
+    """CPU seconds of every process of the PostgreSQL server (0 without one): its backends included."""
+    if server is None:
+        return 0.0
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    return cpu_seconds(postmaster) + sum(cpu_seconds(int(pid)) for pid in children)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ class WriterLockedPostgresql(peewee.PostgresqlDatabase):
     def begin(self, isolation_level=None):
         super().begin(isolation_level)
         try:
-            self.execute_sql(f"SET LOCAL lock_timeout = {int(self.busy_timeout_ms)}")
-            self.execute_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            # One round trip: the wait limit for this transaction (SET LOCAL), then the lock.
+            self.execute_sql("SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s)",
+                             (f"{int(self.busy_timeout_ms)}ms", WRITE_LOCK))
         except peewee.DatabaseError:
             self.rollback()             # peewee's transaction never began: end the server's
             raise

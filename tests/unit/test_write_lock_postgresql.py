@@ -1,0 +1,81 @@
+"""On PostgreSQL too, one writer at a time: every transaction holds kiskadee's advisory lock from BEGIN.
+
+A real PostgreSQL server (tests/postgresql_server.py); the other writer is a
+plain psycopg2 connection holding the lock, as the monitor's transaction does.
+"""
+
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from kiskadee.core.runs import AnalyzerRun
+from kiskadee.errors import EXIT_DATABASE, DatabaseError
+from kiskadee.store import retry
+from kiskadee.store.db import DatabaseBusy, close_database, open_database
+from kiskadee.store.postgresql import WRITE_LOCK
+from kiskadee.store.queue import record_analysis
+from kiskadee.store.results import VersionKey
+
+KEY = VersionKey("local", "tiny", "1.0")
+
+
+@pytest.fixture
+def url(postgresql):
+    return postgresql.fresh_database()
+
+
+@pytest.fixture
+def other_writer(url):
+    """A second connection that holds the write lock until the test releases it."""
+    connection = psycopg2.connect(url)
+    connection.cursor().execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+    yield connection
+    connection.rollback()
+    connection.close()
+
+
+def holds_the_lock(url) -> bool:
+    with psycopg2.connect(url) as other:
+        cursor = other.cursor()
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        free = cursor.fetchone()[0]
+        other.rollback()
+    return not free
+
+
+def test_every_transaction_holds_the_write_lock_from_its_start(url):
+    db = open_database(url)
+    with db.atomic():           # the monitor's transactions are plain atomic() blocks
+        assert holds_the_lock(url)
+    assert not holds_the_lock(url)
+    close_database(db)
+
+
+def test_a_writer_still_locked_out_after_the_busy_timeout_is_a_database_error_exit_5(url, other_writer):
+    db = open_database(url, busy_timeout_ms=100)
+    with pytest.raises(DatabaseBusy, match="stayed busy for 0.1 s .*nothing was changed") as refused:
+        retry.requeue()
+    assert refused.value.exit_code == EXIT_DATABASE
+    assert db.execute_sql("SELECT 1").fetchone() == (1,)     # the connection is usable again
+    close_database(db)
+
+
+def test_analyze_results_wait_out_a_long_busy_spell_and_are_stored(url, other_writer):
+    db = open_database(url, busy_timeout_ms=100)
+    release = threading.Timer(0.5, other_writer.rollback)     # longer than the busy timeout
+    release.start()
+    started = time.monotonic()
+    version = record_analysis(KEY, [AnalyzerRun("flawfinder", "2.0", "ok")], db=db)
+    release.join()
+    assert time.monotonic() - started >= 0.5
+    assert version.state == "done"
+    assert db.execute_sql("SELECT COUNT(*) FROM analysis").fetchone() == (1,)
+    close_database(db)
+
+
+def test_a_wrong_url_is_a_clear_database_error(postgresql):
+    with pytest.raises(DatabaseError, match="cannot connect") as refused:
+        open_database(postgresql.url("no_such_database"))
+    assert refused.value.exit_code == EXIT_DATABASE
