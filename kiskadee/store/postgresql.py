@@ -8,9 +8,15 @@ which keeps exactly that guarantee: a second writer waits up to the busy
 timeout (``lock_timeout``) and then fails as "busy", which the callers
 already handle (``kiskadee.store.db.DatabaseBusy``). Reads outside a
 transaction (``show``, ``diff``, ``export``, the report) take no lock.
+
+PostgreSQL's text cannot hold the NUL character, which SQLite's can and
+which a hostile source file or an analyzer's output may contain: every
+value written here has it replaced by U+FFFD (``storable``), rather than
+the whole write refused.
 """
 
 import urllib.parse
+from typing import Optional, Sequence
 
 import peewee
 
@@ -27,6 +33,9 @@ class WriterLockedPostgresql(peewee.PostgresqlDatabase):
         super().__init__(url)
         self.busy_timeout_ms = busy_timeout_ms
 
+    def execute_sql(self, sql: str, params: Optional[Sequence] = None, *args, **kwargs):
+        return super().execute_sql(sql, storable(params) if params else params, *args, **kwargs)
+
     def begin(self, isolation_level=None):
         super().begin(isolation_level)
         try:
@@ -36,6 +45,12 @@ class WriterLockedPostgresql(peewee.PostgresqlDatabase):
         except peewee.DatabaseError:
             self.rollback()             # peewee's transaction never began: end the server's
             raise
+
+
+def storable(row: Sequence) -> tuple:
+    """``row`` with NUL characters in its text replaced by U+FFFD, as PostgreSQL's text can hold it."""
+    return tuple(value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+                 for value in row)
 
 
 def connect(url: str, busy_timeout_ms: int) -> peewee.Database:

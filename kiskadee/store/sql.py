@@ -7,6 +7,7 @@ findings, lineage) use these instead; everything else goes through the models.
 
 from typing import Iterable, Sequence
 
+from kiskadee.store import postgresql
 from kiskadee.store.models import database
 
 
@@ -22,6 +23,8 @@ def execute(statement: str, *params):
 
 def execute_many(statement: str, rows: Iterable[Sequence]) -> int:
     """Run one statement for each of ``rows``; how many rows it changed (an ignored INSERT changes none)."""
+    if isinstance(database.obj, postgresql.WriterLockedPostgresql):
+        rows = map(postgresql.storable, rows)
     cursor = database.cursor()
     cursor.executemany(_marked(statement), rows)    # sqlite3 returns the cursor, psycopg2 None
     return cursor.rowcount

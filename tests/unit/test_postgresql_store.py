@@ -1,7 +1,9 @@
-"""On PostgreSQL too, one writer at a time: every transaction holds kiskadee's advisory lock from BEGIN.
+"""What PostgreSQL does differently as the store: one writer by an advisory lock, text without NUL.
 
-A real PostgreSQL server (tests/postgresql_server.py); the other writer is a
-plain psycopg2 connection holding the lock, as the monitor's transaction does.
+Every transaction holds kiskadee's advisory lock from BEGIN, as SQLite's
+``BEGIN IMMEDIATE`` holds its write lock. A real PostgreSQL server
+(tests/postgresql_server.py); the other writer is a plain psycopg2
+connection holding the lock, as the monitor's transaction does.
 """
 
 import threading
@@ -10,6 +12,7 @@ import time
 import psycopg2
 import pytest
 
+from kiskadee.core.findings import Finding
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.errors import EXIT_DATABASE, DatabaseError
 from kiskadee.store import retry
@@ -79,3 +82,17 @@ def test_a_wrong_url_is_a_clear_database_error(postgresql):
     with pytest.raises(DatabaseError, match="cannot connect") as refused:
         open_database(postgresql.url("no_such_database"))
     assert refused.value.exit_code == EXIT_DATABASE
+
+
+def test_text_with_nul_characters_is_stored_with_them_replaced(url):
+    """A hostile source line or analyzer output may hold NUL, which PostgreSQL's text cannot."""
+    db = open_database(url)
+    finding = Finding(path="src/a.c", line=3, check_id="buffer.strcpy", severity="high", message="copy \x00 here",
+                      fingerprint="ab" * 16, context=("char b[4];", "strcpy(b, \"\x00\");"), context_line=2)
+    runs = [AnalyzerRun("flawfinder", "2.0", "ok", findings=[finding]),
+            AnalyzerRun("cppcheck", "2.10", "failed", error="crashed on \x00")]
+    record_analysis(KEY, runs, db=db)
+    rows = db.execute_sql("SELECT f.message, f.context, a.error FROM finding f JOIN analysis a ON a.id = f.analysis_id"
+                          " UNION ALL SELECT '', '', error FROM analysis WHERE status = 'failed'").fetchall()
+    assert rows == [("copy \ufffd here", "char b[4];\nstrcpy(b, \"\ufffd\");", ""), ("", "", "crashed on \ufffd")]
+    close_database(db)
