@@ -342,6 +342,8 @@ class Monitor(Service):
 
     def dispatch(self, now: Instant) -> None:
         """Hand the jobs due at ``now`` to idle runners, oldest waiting runner first."""
+        if not self.idle or not queue.any_due(now.utc):     # the usual idle step: no write lock taken
+            return
         while self.idle:
             identity = next(iter(self.idle))
             with self.db.atomic():

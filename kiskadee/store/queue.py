@@ -62,11 +62,19 @@ def _move(job: Version, state: VersionState) -> None:
     job.state = state.value
 
 
+def _due(now: datetime.datetime) -> peewee.ModelSelect:
+    return Version.select().where((Version.state == VersionState.QUEUED)
+                                  & (Version.not_before.is_null() | (Version.not_before <= now)))
+
+
+def any_due(now: datetime.datetime) -> bool:
+    """Whether a queued job is due at ``now``: a read without the write lock, before leasing."""
+    return _due(now).exists()
+
+
 def lease(runner: str, policy: QueuePolicy, now: datetime.datetime) -> Optional[Version]:
     """Give the oldest queued job that is due to ``runner``; None if there is none."""
-    job = (Version.select().where((Version.state == VersionState.QUEUED)
-                                  & (Version.not_before.is_null() | (Version.not_before <= now)))
-           .order_by(Version.queued_at, Version.id).first())
+    job = _due(now).order_by(Version.queued_at, Version.id).first()
     if job is None:
         return None
     _move(job, VersionState.LEASED)
