@@ -62,14 +62,19 @@ class Server:
             os.chown(self.root, user.pw_uid, user.pw_gid)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "kiskadee", "--auth=trust",
                   "--no-locale", "--encoding=UTF8", "--no-sync")
+        self.start_again()
+        self._execute(f"CREATE DATABASE {TEMPLATE}")
+        close_database(open_database(self.url(TEMPLATE)))     # the latest schema, once
+
+    def start_again(self) -> None:
+        """Start the server on its cluster (after ``stop``: a restart, as an admin's would be)."""
         options = f"-k {self.root} -c listen_addresses= -c fsync=off -c synchronous_commit=off " \
                   "-c full_page_writes=off -c max_connections=200"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
                   "-w", "-t", "60", "start")
-        self._execute(f"CREATE DATABASE {TEMPLATE}")
-        close_database(open_database(self.url(TEMPLATE)))     # the latest schema, once
 
     def stop(self) -> None:
+        """Stop the server at once: every connection is cut, as when it crashes."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def url(self, name: str) -> str:

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 500
 HOUSEKEEPING_SECONDS = 1.0
+# Database errors saying the database cannot be reached or written just now (a server restarting, a
+# lock held too long, a full disk), not that the message being handled is wrong.
+UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError)
 IDLE_RUNNER_TTL = 30.0          # an idle runner re-announces itself every few seconds
 LOGGED_PER_MINUTE = 50          # rejections and contained errors logged one by one; beyond, counted
 
@@ -89,6 +92,7 @@ class Monitor(Service):
         self.counters: Dict[str, int] = collections.Counter()
         self.poll_ms = POLL_MS          # how long a step waits for a message; tests drive steps faster
         self._housekept: Optional[Instant] = None
+        self._unavailable: Optional[Instant] = None     # when the database last could not be reached
 
     def setup(self) -> None:
         self.ranking_priors = ranking.load_priors(self.settings.ranking.priors)    # before anything starts
@@ -118,16 +122,28 @@ class Monitor(Service):
                  " (sockets from systemd)" if inherited else "")
 
     def step(self, now: Instant) -> None:
-        """Record waiting events and runner messages, expire what ran out by ``now``, hand out jobs."""
+        """Record waiting events and runner messages, expire what ran out by ``now``, hand out jobs.
+
+        While the database is unreachable (a server restarting, a disk full) the step ends
+        where it failed and nothing is answered: senders send their events again, runners
+        their results, and they are taken once the database is back.
+        """
         ready = dict(self.poller.poll(self.poll_ms))
-        if self.intake in ready:
-            self.take_events(now)
-        if self.work in ready:
-            self.take_runner_messages(now)
-        if self._housekept is None or now.since(self._housekept) >= HOUSEKEEPING_SECONDS:
-            self._housekept = now
-            self.housekeeping(now)
-        self.dispatch(now)
+        try:
+            if self.intake in ready:
+                self.take_events(now)
+            if self.work in ready:
+                self.take_runner_messages(now)
+            if self._housekept is None or now.since(self._housekept) >= HOUSEKEEPING_SECONDS:
+                self._housekept = now
+                self.housekeeping(now)
+            self.dispatch(now)
+        except UNAVAILABLE as exc:
+            self._unavailable = now
+            self.counters["database-unavailable"] += 1
+            if self.log_limit.allow(now):
+                log.warning("the database is unavailable (%s); nothing was answered, senders and runners send "
+                            "again (%d steps so far)", str(exc).strip(), self.counters["database-unavailable"])
 
     def teardown(self) -> None:
         for sock in (getattr(self, "intake", None), getattr(self, "work", None)):
@@ -153,6 +169,9 @@ class Monitor(Service):
             with self.db.atomic():
                 reasons = [self._record(delivery.frame, stamp) for delivery in deliveries]
                 self.catalog.flush()
+        except UNAVAILABLE:
+            self.catalog.reset()
+            raise
         except Exception:   # noqa: BLE001 (contained: the events are recorded one by one below)
             self._contained(f"recording a batch of {len(deliveries)} events; recording them one by one", now)
             self.catalog.reset()
@@ -185,6 +204,8 @@ class Monitor(Service):
                 reason = self._record(frame, now)
                 self.catalog.flush()
             return reason
+        except UNAVAILABLE:
+            raise
         except Exception as exc:    # noqa: BLE001 (contained to this event, logged with its traceback)
             self._contained("recording an event", instant)
             self.catalog.reset()    # its cache may hold what the savepoint rolled back
@@ -235,6 +256,8 @@ class Monitor(Service):
             return
         try:
             handlers[message.type](identity, message.fields, now)
+        except UNAVAILABLE:
+            raise                   # not this message's fault: unanswered, it comes again
         except Exception as exc:    # noqa: BLE001 (contained to this message, logged with its traceback)
             self._contained(f"handling a {message.type} message from runner {message.fields['runner']!r}", now)
             if message.type == "result":
@@ -365,9 +388,14 @@ class Monitor(Service):
             log.info("job %s (%s %s) to %s", job.id, job.package.name, job.number, _name_of(identity))
 
     def housekeeping(self, now: Instant) -> None:
-        """Re-queue the jobs whose lease ran out by ``now``, forget runners long silent, report status."""
-        with self.db.atomic():
-            queue.expire_leases(self.policy, now.utc)
+        """Re-queue the jobs whose lease ran out by ``now``, forget runners long silent, report status.
+
+        Leases do not run out until a lease period after the database was last unreachable:
+        the heartbeats the monitor could not record meanwhile were sent, and come again.
+        """
+        if self._unavailable is None or now.since(self._unavailable) > self.policy.lease_seconds:
+            with self.db.atomic():
+                queue.expire_leases(self.policy, now.utc)
         stale = [i for i, seen in self.idle.items() if now.since(seen) > IDLE_RUNNER_TTL]
         for identity in stale:
             self.idle.pop(identity)

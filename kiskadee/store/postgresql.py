@@ -15,12 +15,15 @@ value written here has it replaced by U+FFFD (``storable``), rather than
 the whole write refused.
 """
 
+import logging
 import urllib.parse
 from typing import Optional, Sequence
 
 import peewee
 
 from kiskadee.errors import DatabaseError
+
+log = logging.getLogger(__name__)
 
 # The advisory lock every kiskadee transaction holds: a constant of kiskadee's own ('kisk' in ASCII).
 WRITE_LOCK = 0x6B69736B
@@ -32,6 +35,13 @@ class WriterLockedPostgresql(peewee.PostgresqlDatabase):
     def __init__(self, url: str, busy_timeout_ms: int):
         super().__init__(url)
         self.busy_timeout_ms = busy_timeout_ms
+
+    def cursor(self, *args, **kwargs):
+        """A cursor; on a connection the server closed (a restart), a new connection first."""
+        if not self.is_closed() and self._state.conn.closed and not self.in_transaction():
+            log.warning("%s: the server closed the connection; connecting again", display(self.database))
+            self.close()
+        return super().cursor(*args, **kwargs)
 
     def execute_sql(self, sql: str, params: Optional[Sequence] = None, *args, **kwargs):
         return super().execute_sql(sql, storable(params) if params else params, *args, **kwargs)
