@@ -7,6 +7,8 @@ findings, lineage) use these instead; everything else goes through the models.
 
 from typing import Iterable, Sequence
 
+import peewee
+
 from kiskadee.store import postgresql
 from kiskadee.store.models import database
 
@@ -25,6 +27,7 @@ def execute_many(statement: str, rows: Iterable[Sequence]) -> int:
     """Run one statement for each of ``rows``; how many rows it changed (an ignored INSERT changes none)."""
     if isinstance(database.obj, postgresql.WriterLockedPostgresql):
         rows = map(postgresql.storable, rows)
-    cursor = database.cursor()
-    cursor.executemany(_marked(statement), rows)    # sqlite3 returns the cursor, psycopg2 None
+    with peewee.__exception_wrapper__:              # the driver's errors as peewee's, as execute_sql raises them
+        cursor = database.cursor()
+        cursor.executemany(_marked(statement), rows)    # sqlite3 returns the cursor, psycopg2 None
     return cursor.rowcount
