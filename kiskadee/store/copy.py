@@ -41,12 +41,16 @@ def copy(source: peewee.Database, target: peewee.Database,
         raise UsageError(f"{_where(target)}: not empty ({', '.join(filled)} have rows); kiskadee db copy"
                          " writes only into an empty database")
     copied = {}
-    with _snapshot(source), target.atomic():
-        for table in TABLES:
-            copied[table] = _copy_table(source, target, table)
-            progress(table, copied[table])
-        if isinstance(target, peewee.PostgresqlDatabase):
-            _move_sequences(target)
+    try:
+        with _snapshot(source), target.atomic(), peewee.__exception_wrapper__:
+            for table in TABLES:
+                copied[table] = _copy_table(source, target, table)
+                progress(table, copied[table])
+            if isinstance(target, peewee.PostgresqlDatabase):
+                _move_sequences(target)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(f"copying into {_where(target)} failed, which is left as it was: "
+                            f"{str(exc).strip()}") from None
     for table in TABLES:
         (count,) = target.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchone()
         if count != copied[table]:
