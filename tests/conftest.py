@@ -6,6 +6,7 @@ module only names the fixture.
 """
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import zmq
@@ -84,3 +85,20 @@ def db(request, tmp_path):
     database = open_database(location)
     yield database
     database.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def new_database(request) -> Callable[[Path], str]:
+    """For a module whose analyses its tests share (run once per database): a function giving a new
+    database's location, ``directory/kiskadee.db`` or a fresh PostgreSQL database (tests/postgresql_server.py)."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgresql")
+        return lambda directory: server.fresh_database()
+    return lambda directory: str(directory / "kiskadee.db")
+
+
+@pytest.fixture(scope="module")
+def analysis_cache(tmp_path_factory) -> Path:
+    """An analysis cache file (``analysis.cache.path``) for a module's runs on both databases to share:
+    each source is analyzed once, and the second database stores what the first run found."""
+    return tmp_path_factory.mktemp("cache") / "cache.db"

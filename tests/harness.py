@@ -101,7 +101,9 @@ class OtherConnection:
 
     def execute(self, statement: str, *params):
         cursor = self.connection.cursor()
-        cursor.execute(statement.replace("?", "%s") if self.server else statement, params)
+        if self.server:     # psycopg2 reads every % as a mark, even with no parameters (LIKE 'x%')
+            statement = statement.replace("%", "%%").replace("?", "%s")
+        cursor.execute(statement, params)
         return cursor
 
     def rows(self, statement: str, *params) -> list:
@@ -142,6 +144,9 @@ class Suite:
             "database": f'url = "{database}"' if database else f'path = "{self.db}"',
             "service": f'runtime_dir = "{root / "run"}"\nstate_dir = "{root / "state"}"',
             "analysis": f"analyzers = {json.dumps(list(analyzers))}",
+            # in the suite's directory on either database (on a server it would default to the user's
+            # data directory, not service.state_dir)
+            "analysis.cache": f'path = "{root / "cache.db"}"',
             "monitor": "lease_seconds = 3\nbackoff_seconds = 0.5",
             "runner": "heartbeat_seconds = 1",
         })

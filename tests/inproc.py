@@ -12,6 +12,7 @@ from typing import Iterator, Optional
 
 import pytest
 import zmq
+from harness import database_settings
 
 from kiskadee.config import Config, from_mapping
 from kiskadee.core.events import SourceEvent
@@ -24,11 +25,13 @@ T0 = Instant(1000.0, datetime.datetime(2026, 11, 28, 12, 0, 0))
 INTAKE, WORK = "inproc://intake", "inproc://work"
 
 
-def inproc_settings(tmp_path: Path, **sections: dict) -> Config:
-    """A configuration with a database in ``tmp_path``, inproc endpoints and no Debian fetcher; ``sections``
-    add to or override its sections (``service={"intake": ...}`` replaces one key of [service])."""
+def inproc_settings(tmp_path: Path, database: str = "", **sections: dict) -> Config:
+    """A configuration with inproc endpoints and no Debian fetcher, its state in ``tmp_path``; its database
+    at ``database`` (a path or a postgresql:// URL, such as the ``db`` fixture's ``db.database``), by default
+    kiskadee.db in ``tmp_path``. ``sections`` add to or override its sections (``service={"intake": ...}``
+    replaces one key of [service])."""
     mapping = {
-        "database": {"path": str(tmp_path / "kiskadee.db")},
+        "database": database_settings(database or tmp_path / "kiskadee.db"),
         "service": {"intake": INTAKE, "work": WORK, "state_dir": str(tmp_path / "state")},
         "fetchers": {"debian": {"enabled": False}},
     }

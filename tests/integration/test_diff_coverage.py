@@ -5,13 +5,15 @@ free in c.c, which does not compile. In 1.1 a.c no longer compiles (its bug
 is still there), b.c's bug is fixed, and c.c compiles. gcc -fanalyzer
 therefore sees a.c's bug only in 1.0 and c.c's only in 1.1: neither is
 fixed or new, both are "not analyzed"; b.c's fix is the one real change.
+
+Both releases are analyzed into SQLite and into PostgreSQL (``new_database``),
+the second time from the analysis cache the two share (``analysis_cache``).
 """
 
 import json
-import sqlite3
 
 import pytest
-from harness import run_kiskadee
+from harness import other_connection, run_kiskadee, write_config
 
 DOUBLE_FREE = """#include <stdlib.h>
 
@@ -48,15 +50,16 @@ RELEASES = {
 
 
 @pytest.fixture(scope="module")
-def gadget(tmp_path_factory):
+def gadget(tmp_path_factory, new_database, analysis_cache):
     work = tmp_path_factory.mktemp("gadget")
-    db = work / "kiskadee.db"
+    db = new_database(work)
+    config = write_config(work / "kiskadee.toml", {"analysis.cache": f'path = "{analysis_cache}"'})
     for version, files in RELEASES.items():
         tree = work / f"gadget-{version}" / "src"
         tree.mkdir(parents=True)
         for name, text in files.items():
             (tree / name).write_text(text)
-        result = run_kiskadee("analyze", tree.parent, "--analyzers", "gcc", "--db", db)
+        result = run_kiskadee("analyze", tree.parent, "--analyzers", "gcc", "--db", db, config=config)
         assert result.returncode == 0, result.stdout + result.stderr
     return db
 
@@ -81,8 +84,8 @@ def test_findings_in_files_one_side_could_not_analyze_are_neither_new_nor_fixed(
 
 
 def test_the_release_views_leave_out_the_same_files(gadget):
-    with sqlite3.connect(gadget) as connection:
-        fixed = set(connection.execute("SELECT path, check_id FROM fixed_finding WHERE version = '1.1'"))
-        new = set(connection.execute("SELECT path, check_id FROM new_finding WHERE version = '1.1'"))
+    with other_connection(gadget) as connection:
+        fixed = set(connection.rows("SELECT path, check_id FROM fixed_finding WHERE version = '1.1'"))
+        new = set(connection.rows("SELECT path, check_id FROM new_finding WHERE version = '1.1'"))
     assert fixed == {("src/b.c", "analyzer-use-after-free"), ("src/b.c", "use-after-free")}
     assert new == set()

@@ -10,47 +10,51 @@
 The expectations are checked against the source trees themselves: a finding
 called new (or fixed) must sit on a line whose text the other release does not
 have flagged by the same check in the same file.
+
+Each pair is analyzed into SQLite and into PostgreSQL (``new_database``), the
+second time from the analysis cache the two share (``analysis_cache``).
 """
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
-from harness import FIXTURES, run_kiskadee
+from harness import FIXTURES, other_connection, run_kiskadee, write_config
 
 from kiskadee.sources.unpack import unpack as unpack_archive
 
 RELEASES = FIXTURES / "releases"
 
 
-def analyze(db: Path, tarball: str, *options, config=None):
+def analyze(db: str, tarball: str, *options, config):
     result = run_kiskadee("analyze", RELEASES / tarball, "--db", db, "--top", "0", *options, config=config)
     assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture(scope="module")
-def cjson(tmp_path_factory):
-    """cJSON 1.7.14 then 1.7.15 analyzed into one database; its path and the unpacked trees."""
+def cjson(tmp_path_factory, new_database, analysis_cache):
+    """cJSON 1.7.14 then 1.7.15 analyzed into one database; where it is and the unpacked trees."""
     work = tmp_path_factory.mktemp("cjson")
-    config = work / "kiskadee.toml"
     # cppcheck spends minutes on cJSON's bundled test harness (unity) and on every
     # preprocessor configuration; the library itself, in one configuration, takes
     # seconds. flawfinder still reads the whole tree.
-    config.write_text('[analyzers.cppcheck]\nextra_args = ["--max-configs=1", "-itests", "-ifuzzing"]\n')
-    db = work / "kiskadee.db"
+    config = write_config(work / "kiskadee.toml", {
+        "analyzers.cppcheck": 'extra_args = ["--max-configs=1", "-itests", "-ifuzzing"]',
+        "analysis.cache": f'path = "{analysis_cache}"'})
+    db = new_database(work)
     for tarball in ("cjson_1.7.14.orig.tar.gz", "cjson_1.7.15.orig.tar.gz"):
         analyze(db, tarball, config=config)
     return db, unpack(work, "cjson_1.7.14.orig.tar.gz"), unpack(work, "cjson_1.7.15.orig.tar.gz")
 
 
 @pytest.fixture(scope="module")
-def lz4(tmp_path_factory):
+def lz4(tmp_path_factory, new_database, analysis_cache):
     work = tmp_path_factory.mktemp("lz4")
-    db = work / "kiskadee.db"
+    config = write_config(work / "kiskadee.toml", {"analysis.cache": f'path = "{analysis_cache}"'})
+    db = new_database(work)
     for tarball in ("lz4_1.9.4.orig.tar.gz", "lz4_1.10.0.orig.tar.gz"):
-        analyze(db, tarball, "--analyzers", "flawfinder")
+        analyze(db, tarball, "--analyzers", "flawfinder", config=config)
     return db, unpack(work, "lz4_1.9.4.orig.tar.gz"), unpack(work, "lz4_1.10.0.orig.tar.gz")
 
 
@@ -74,9 +78,9 @@ def line_text(tree: Path, path: str, line: int) -> str:
 
 def flagged_lines(db, version, tree):
     """(analyzer, check, path, source text) of every finding of a version, from its tree."""
-    with sqlite3.connect(db) as connection:
-        rows = connection.execute("SELECT analyzer, check_id, path, line FROM finding_detail"
-                                  " WHERE version = ? AND path != '' AND line > 0", (version,)).fetchall()
+    with other_connection(db) as connection:
+        rows = connection.rows("SELECT analyzer, check_id, path, line FROM finding_detail"
+                               " WHERE version = ? AND path != '' AND line > 0", version)
     return {(a, c, p, line_text(tree, p, n)) for a, c, p, n in rows}
 
 
@@ -107,7 +111,7 @@ def test_cjson_moved_code_is_unchanged_and_the_removed_check_is_fixed(cjson):
 def test_cjson_a_line_number_comparison_would_have_called_moved_code_new(cjson):
     """What fingerprints buy: some fifty unchanged findings sit on other lines in 1.7.15."""
     db, _, _ = cjson
-    with sqlite3.connect(db) as connection:
+    with other_connection(db) as connection:
         moved = connection.execute(
             "SELECT COUNT(*) FROM finding_detail n JOIN finding_detail o ON o.fingerprint = n.fingerprint"
             " WHERE n.version = '1.7.15' AND o.version = '1.7.14' AND n.line != o.line").fetchone()[0]
@@ -120,20 +124,19 @@ def test_cjson_a_line_number_comparison_would_have_called_moved_code_new(cjson):
 
 def test_cjson_survival_is_counted_and_lowers_the_rank(cjson):
     db, _, _ = cjson
-    with sqlite3.connect(db) as connection:
-        rows = connection.execute(
+    with other_connection(db) as connection:
+        rows = connection.rows(
             "SELECT fn.survived, fo.survived, fn.rank < fo.rank - 0.45 FROM finding_detail n"
             " JOIN finding fn ON fn.id = n.id JOIN finding_detail o ON o.fingerprint = n.fingerprint"
-            " JOIN finding fo ON fo.id = o.id WHERE n.version = '1.7.15' AND o.version = '1.7.14'").fetchall()
+            " JOIN finding fo ON fo.id = o.id WHERE n.version = '1.7.15' AND o.version = '1.7.14'")
     assert len(rows) > 100 and set(rows) == {(1, 0, 1)}
 
 
 def test_cjson_new_finding_view_agrees(cjson):
     db, _, _ = cjson
-    with sqlite3.connect(db) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM new_finding WHERE package = 'cjson'").fetchone() == (0,)
-        fixed = connection.execute("SELECT version, previous_version, check_id FROM fixed_finding"
-                                   " ORDER BY check_id").fetchall()
+    with other_connection(db) as connection:
+        assert connection.rows("SELECT COUNT(*) FROM new_finding WHERE package = 'cjson'") == [(0,)]
+        fixed = connection.rows("SELECT version, previous_version, check_id FROM fixed_finding ORDER BY check_id")
     assert fixed == [("1.7.15", "1.7.14", "knownConditionTrueFalse"),
                      ("1.7.15", "1.7.14", "nullPointerArithmeticRedundantCheck")]
 

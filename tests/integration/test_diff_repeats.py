@@ -7,12 +7,14 @@ unpackers' findings took the new ones' fingerprints: ``diff`` called the
 wrong lines new, and a waiver given on 10.3.0's line 799 showed on 10.4.0's
 line 813, in a new function. The C file below is built the same way (the
 unpackers after Unpack.c's ``unpackI16B_I16``-style helpers, cut short).
+Both releases are analyzed into SQLite and into PostgreSQL (``new_database``),
+the second time from the analysis cache the two share (``analysis_cache``).
 """
 
 import json
 
 import pytest
-from harness import run_kiskadee
+from harness import run_kiskadee, write_config
 
 UNPACKER = """
 static void
@@ -39,15 +41,17 @@ def unpack_c(unpackers) -> str:
 
 
 @pytest.fixture(scope="module")
-def unpack(tmp_path_factory):
+def unpack(tmp_path_factory, new_database, analysis_cache):
     """imaging 1.0 with the two old unpackers, 1.1 with two new ones inserted before them; analyzed."""
     work = tmp_path_factory.mktemp("repeats")
-    db = work / "kiskadee.db"
+    db = new_database(work)
+    config = write_config(work / "kiskadee.toml", {"analysis.cache": f'path = "{analysis_cache}"'})
     for version, unpackers in (("1.0", OLD), ("1.1", NEW + OLD)):
         source = work / f"imaging-{version}" / "src" / "libImaging"
         source.mkdir(parents=True)
         (source / "Unpack.c").write_text(unpack_c(unpackers))
-        result = run_kiskadee("analyze", source.parent.parent, "--db", db, "--analyzers", "flawfinder")
+        result = run_kiskadee("analyze", source.parent.parent, "--db", db, "--analyzers", "flawfinder",
+                              config=config)
         assert result.returncode == 0, result.stderr
     return db, work
 

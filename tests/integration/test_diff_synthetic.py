@@ -10,15 +10,18 @@ cJSON "1.8" is built here from the real cJSON 1.7.14 tree
 ``cJSON_Utils.c`` becomes ``utils/cjson_utils.cpp``, and a comment block is
 inserted at the top of every moved file and of ``cJSON.c``. Nothing is new or
 fixed: every finding of the moved files is moved, and keeps its waiver.
+
+Each is analyzed into SQLite and into PostgreSQL (``new_database``), the
+second time from the analysis cache the two share (``analysis_cache``).
 """
 
 import json
 import shutil
-import sqlite3
 import tarfile
+from pathlib import Path
 
 import pytest
-from harness import FIXTURES, run_kiskadee
+from harness import FIXTURES, other_connection, run_kiskadee, write_config
 
 from kiskadee.sources.unpack import unpack
 
@@ -36,15 +39,21 @@ def release_tarball(work, version, top=None):
     return tarball
 
 
+def cached(path: Path, cache: Path, **sections: str) -> Path:
+    """A configuration at ``path`` with the shared analysis cache and ``sections``."""
+    return write_config(path, {"analysis.cache": f'path = "{cache}"', **sections})
+
+
 @pytest.fixture(scope="module")
-def widget(tmp_path_factory):
+def widget(tmp_path_factory, new_database, analysis_cache):
     work = tmp_path_factory.mktemp("widget")
-    db = work / "kiskadee.db"
+    db = new_database(work)
+    config = cached(work / "kiskadee.toml", analysis_cache)
     for version in ("1.0", "1.1"):
-        result = run_kiskadee("analyze", release_tarball(work, version), "--db", db)
+        result = run_kiskadee("analyze", release_tarball(work, version), "--db", db, config=config)
         assert result.returncode == 0, result.stderr
-    broken = work / "broken.toml"
-    broken.write_text('[analyzers.cppcheck]\nextra_args = ["--no-such-option"]\n')
+    broken = cached(work / "broken.toml", analysis_cache,
+                    **{"analyzers.cppcheck": 'extra_args = ["--no-such-option"]'})
     tarball = release_tarball(work, "1.1", top="widget-1.2")
     result = run_kiskadee("analyze", tarball, "--db", db, config=broken)
     assert result.returncode == 1 and "failed" in result.stdout, result.stderr
@@ -93,11 +102,11 @@ def test_findings_of_an_analyzer_that_failed_in_the_newer_run_are_not_analyzed_n
     assert "new 0, fixed 0, unchanged 4, not analyzed 3" in text
 
 
-def test_the_views_answer_the_same_for_sqlite3_users(widget):
-    with sqlite3.connect(widget) as connection:
+def test_the_views_answer_the_same_for_sql_users(widget):
+    with other_connection(widget) as connection:
         def ask(view, version):
-            return set(connection.execute(f"SELECT analyzer, check_id FROM {view} WHERE package = 'widget'"
-                                          " AND version = ?", (version,)))
+            return set(connection.rows(f"SELECT analyzer, check_id FROM {view} WHERE package = 'widget'"
+                                       " AND version = ?", version))
 
         assert ask("new_finding", "1.1") == {("cppcheck", "memleak"), ("flawfinder", "misc.fopen")}
         assert ask("fixed_finding", "1.1") == {("cppcheck", "nullPointerRedundantCheck")}
@@ -144,14 +153,15 @@ def reorganised(tree, dest):
 
 
 @pytest.fixture(scope="module")
-def cjson_moved(tmp_path_factory):
+def cjson_moved(tmp_path_factory, new_database, analysis_cache):
     work = tmp_path_factory.mktemp("cjson-moved")
     (work / "unpacked").mkdir()
     tree = unpack(FIXTURES / "releases" / "cjson_1.7.14.orig.tar.gz", work / "unpacked")
-    db = work / "kiskadee.db"
+    db = new_database(work)
+    config = cached(work / "kiskadee.toml", analysis_cache)
     for version, source in (("1.7", tree), ("1.8", reorganised(tree, work / "cjson-1.8"))):
         result = run_kiskadee("analyze", source, "--name", "cjson", "--version", version, "--db", db,
-                              "--analyzers", "flawfinder")
+                              "--analyzers", "flawfinder", config=config)
         assert result.returncode == 0, result.stderr
     return db
 
@@ -184,14 +194,15 @@ def test_a_waiver_on_a_finding_of_a_moved_file_shows_in_the_new_version(cjson_mo
     assert waived == [("tests/fuzz/afl.c", target["line"] + NOTICE.count("\n"), "the fuzzer's input")]
 
 
-def test_one_package_however_its_tarballs_spell_its_name(tmp_path):
+@pytest.mark.both_databases
+def test_one_package_however_its_tarballs_spell_its_name(db, tmp_path, analysis_cache):
     """MarkupSafe-2.1.5.tar.gz and markupsafe-3.0.0.tar.gz: one package, as PyPI takes them (PEP 503)."""
-    db = tmp_path / "kiskadee.db"
+    config = cached(tmp_path / "kiskadee.toml", analysis_cache)
     for version, top in (("1.0", "MarkupSafe-2.1.5"), ("1.1", "markupsafe-3.0.0")):
         tarball = release_tarball(tmp_path, version, top=top)
-        result = run_kiskadee("analyze", tarball, "--db", db, "--analyzers", "flawfinder")
+        result = run_kiskadee("analyze", tarball, "--db", db.database, "--analyzers", "flawfinder", config=config)
         assert result.returncode == 0, result.stderr
-    packages = json.loads(run_kiskadee("packages", "--format", "json", "--db", db).stdout)
+    packages = json.loads(run_kiskadee("packages", "--format", "json", "--db", db.database).stdout)
     assert [(p["package"], p["versions"]) for p in packages] == [("markupsafe", 2)]
-    result = run_kiskadee("diff", "markupsafe", "3.0.0", "--format", "json", "--db", db)
+    result = run_kiskadee("diff", "markupsafe", "3.0.0", "--format", "json", "--db", db.database)
     assert result.returncode == 0 and json.loads(result.stdout)["old"] == "2.1.5", result.stderr

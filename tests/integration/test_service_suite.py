@@ -1,4 +1,9 @@
-"""The service suite with real processes: monitor and runners on real ipc sockets, real SQLite."""
+"""The service suite with real processes: monitor and runners on real ipc sockets, a real database.
+
+The tests of what the suite stores run on SQLite and on PostgreSQL
+(``on_both_databases``); those of the intake's parsing and of the runner's
+signals, where the database plays no part, on SQLite alone.
+"""
 
 import io
 import signal
@@ -14,12 +19,25 @@ from kiskadee.service import wire
 
 
 @pytest.fixture
-def suite(short_tmp):
-    running = Suite(short_tmp)
+def database(request):
+    """The suite's database: None for SQLite in the suite's directory, or (parametrized "postgresql",
+    see ``on_both_databases``) a fresh PostgreSQL database's URL."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return request.getfixturevalue("postgresql").fresh_database()
+    return None
+
+
+on_both_databases = pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def suite(short_tmp, database):
+    running = Suite(short_tmp, database=database)
     yield running
     running.stop()
 
 
+@on_both_databases
 def test_submitted_source_is_analyzed_and_stored(suite):
     suite.start_monitor()
     suite.start_runner("r1")
@@ -36,8 +54,10 @@ def test_submit_without_a_monitor_exits_7(suite):
     assert result.returncode == 7 and "no monitor is listening" in result.stderr
 
 
-def test_debian_fetcher_through_monitor_and_runner(short_tmp, mirror):
-    suite = Suite(short_tmp, extra=f'[fetchers.debian]\nmirror = "{mirror.url}"\nallow = ["hello", "hostname"]\n')
+@on_both_databases
+def test_debian_fetcher_through_monitor_and_runner(short_tmp, mirror, database):
+    suite = Suite(short_tmp, database=database,
+                  extra=f'[fetchers.debian]\nmirror = "{mirror.url}"\nallow = ["hello", "hostname"]\n')
     try:
         suite.start_monitor()
         suite.start_runner("r1")
@@ -74,6 +94,7 @@ def source_frame(package, version, source=""):
     return wire.encode("source", fetcher="local", package=package, version=version, source_url=str(source))
 
 
+@on_both_databases
 def test_the_same_event_a_thousand_times_makes_one_version_and_one_job(suite):
     suite.start_monitor()
     push_frames(suite, [source_frame("hello", "2.10", HELLO_TARBALL)] * 1000)
@@ -103,8 +124,9 @@ def test_malformed_intake_messages_are_logged_counted_and_skipped(suite):
 
 
 @pytest.mark.slow
-def test_runner_killed_mid_analysis_the_job_is_leased_again_and_stored_once(short_tmp):
-    suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
+@on_both_databases
+def test_runner_killed_mid_analysis_the_job_is_leased_again_and_stored_once(short_tmp, database):
+    suite = Suite(short_tmp, database=database, analyzers=("cppcheck", "flawfinder"))
     try:
         suite.start_monitor()
         suite.start_runner("r1")
@@ -123,8 +145,9 @@ def test_runner_killed_mid_analysis_the_job_is_leased_again_and_stored_once(shor
 
 
 @pytest.mark.slow
-def test_monitor_killed_with_jobs_in_flight_loses_nothing_and_stores_nothing_twice(short_tmp):
-    suite = Suite(short_tmp, analyzers=("cppcheck", "flawfinder"))
+@on_both_databases
+def test_monitor_killed_with_jobs_in_flight_loses_nothing_and_stores_nothing_twice(short_tmp, database):
+    suite = Suite(short_tmp, database=database, analyzers=("cppcheck", "flawfinder"))
     try:
         suite.start_monitor()
         suite.start_runner("r1")
@@ -144,8 +167,9 @@ def test_monitor_killed_with_jobs_in_flight_loses_nothing_and_stores_nothing_twi
 
 
 @pytest.mark.slow
-def test_two_runners_share_the_work_and_a_slow_job_does_not_hold_back_the_queue(short_tmp):
-    suite = Suite(short_tmp, analyzers=("cppcheck",))
+@on_both_databases
+def test_two_runners_share_the_work_and_a_slow_job_does_not_hold_back_the_queue(short_tmp, database):
+    suite = Suite(short_tmp, database=database, analyzers=("cppcheck",))
     try:
         suite.start_monitor()
         small = short_tmp / "small-1.0.tar.gz"           # submit takes files: a directory is refused

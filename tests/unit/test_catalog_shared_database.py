@@ -1,17 +1,22 @@
 """The monitor's catalog when another writer ('kiskadee analyze') recorded versions behind its cache.
 
-A real SQLite file; the other writer is a second connection to it, as
-another process would be. What the other writer recorded is taken as known:
-stored once, as that writer left it, and the catalog's later decisions
-count it, without a look-up per event on the hot path.
+A real database, SQLite and PostgreSQL; the other writer is a second
+connection to it, as another process would be. What the other writer
+recorded is taken as known: stored once, as that writer left it, and the
+catalog's later decisions count it, without a look-up per event on the hot
+path.
 """
 
 import contextlib
 import datetime
-import sqlite3
+
+import pytest
+from harness import other_connection
 
 from kiskadee.store import queue
 from kiskadee.store.catalog import Catalog
+
+pytestmark = pytest.mark.both_databases
 
 T0 = datetime.datetime(2026, 11, 28, 12, 0, 0)
 POLICY = queue.QueuePolicy()
@@ -28,17 +33,54 @@ def record(catalog, source_event):
     return outcome
 
 
-def other_writer_records(path, package, number, fetcher="local"):
+def other_writer_records(location, package, number, fetcher="local"):
     """What 'kiskadee analyze' leaves: the package (if new) and an analyzed version, from another connection."""
-    with contextlib.closing(sqlite3.connect(path)) as other, other:
-        other.execute("INSERT OR IGNORE INTO fetcher (name, created_at) VALUES (?, '2026-11-28 11:00:00')",
-                      (fetcher,))
-        other.execute("INSERT OR IGNORE INTO package (fetcher_id, name, created_at)"
-                      " SELECT id, ?, '2026-11-28 11:00:00' FROM fetcher WHERE name = ?", (package, fetcher))
+    with other_connection(location) as other:
+        other.execute("INSERT INTO fetcher (name, created_at) VALUES (?, '2026-11-28 11:00:00')"
+                      " ON CONFLICT DO NOTHING", fetcher)
+        other.execute("INSERT INTO package (fetcher_id, name, created_at)"
+                      " SELECT id, ?, '2026-11-28 11:00:00' FROM fetcher WHERE name = ? ON CONFLICT DO NOTHING",
+                      package, fetcher)
         other.execute("INSERT INTO version (package_id, number, state, created_at, finished_at)"
                       " SELECT p.id, ?, 'done', '2026-11-28 11:00:00', '2026-11-28 11:01:00' FROM package p"
                       " JOIN fetcher f ON f.id = p.fetcher_id WHERE p.name = ? AND f.name = ?",
-                      (number, package, fetcher))
+                      number, package, fetcher)
+
+
+@contextlib.contextmanager
+def traced_selects(db):
+    """The SELECT statements the database driver runs meanwhile: sqlite3's trace callback, or a
+    psycopg2 cursor class that notes each statement."""
+    selects = []
+
+    def note(statement):
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    connection = db.connection()
+    if hasattr(connection, "set_trace_callback"):
+        connection.set_trace_callback(note)
+        try:
+            yield selects
+        finally:
+            connection.set_trace_callback(None)
+        return
+    import psycopg2.extensions
+
+    class Traced(psycopg2.extensions.cursor):
+        def execute(self, query, vars=None):  # noqa: A002 (psycopg2's name)
+            note(query)
+            return super().execute(query, vars)
+
+        def executemany(self, query, vars_list):
+            note(query)
+            return super().executemany(query, vars_list)
+
+    connection.cursor_factory = Traced
+    try:
+        yield selects
+    finally:
+        connection.cursor_factory = None
 
 
 def versions(db):
@@ -46,10 +88,10 @@ def versions(db):
                                  " ON p.id = v.package_id"))
 
 
-def test_a_version_of_a_cached_package_recorded_by_another_writer_is_taken_as_known(db, tmp_path):
+def test_a_version_of_a_cached_package_recorded_by_another_writer_is_taken_as_known(db):
     catalog = Catalog(POLICY)
     assert record(catalog, event("0.9")) == "queued"        # the cache now holds foo
-    other_writer_records(tmp_path / "kiskadee.db", "foo", "1.0")
+    other_writer_records(db.database, "foo", "1.0")
     record(catalog, event("1.0"))                           # the cache could not know: no IntegrityError
     assert versions(db) == [("foo", "0.9", "queued"), ("foo", "1.0", "done")]
     assert record(catalog, event("1.0")) == "known"
@@ -59,10 +101,10 @@ def test_a_version_of_a_cached_package_recorded_by_another_writer_is_taken_as_kn
                             ("foo", "1.1", "queued")]
 
 
-def test_a_package_new_to_the_cache_with_a_version_another_writer_recorded(db, tmp_path):
+def test_a_package_new_to_the_cache_with_a_version_another_writer_recorded(db):
     catalog = Catalog(POLICY)
     record(catalog, event("0.9"))                           # loads what the 'local' fetcher knows
-    other_writer_records(tmp_path / "kiskadee.db", "bar", "1.0")
+    other_writer_records(db.database, "bar", "1.0")
     record(catalog, event("1.0", package="bar"))
     assert versions(db) == [("bar", "1.0", "done"), ("foo", "0.9", "queued")]
     assert record(catalog, event("1.0", package="bar")) == "known"
@@ -70,11 +112,11 @@ def test_a_package_new_to_the_cache_with_a_version_another_writer_recorded(db, t
     assert record(catalog, event("2.0", package="bar")) == "queued"
 
 
-def test_the_rest_of_a_batch_is_written_around_what_another_writer_recorded(db, tmp_path):
+def test_the_rest_of_a_batch_is_written_around_what_another_writer_recorded(db):
     catalog = Catalog(POLICY)
     record(catalog, event("0.9"))
-    other_writer_records(tmp_path / "kiskadee.db", "foo", "1.0")
-    other_writer_records(tmp_path / "kiskadee.db", "bar", "1.0")
+    other_writer_records(db.database, "foo", "1.0")
+    other_writer_records(db.database, "bar", "1.0")
     batch = [event("1.0"), event("1.1"), event("1.0", package="bar"), event("3.0", package="baz"),
              event("1.0", package="foo", fetcher="debian")]
     for each in batch:
@@ -93,15 +135,10 @@ def test_recording_known_packages_looks_nothing_up_per_event(db):
     catalog = Catalog(POLICY)
     for number in range(50):
         record(catalog, event("1.0", package=f"p{number}"))
-    selects = []
-    db.connection().set_trace_callback(lambda statement: selects.append(statement)
-                                       if statement.lstrip().upper().startswith("SELECT") else None)
-    try:
+    with traced_selects(db) as selects:
         for number in range(50):
             for patch in range(20):
                 catalog.record(event(f"1.0.{patch}", package=f"p{number}"), T0)
         catalog.flush()
-    finally:
-        db.connection().set_trace_callback(None)
     assert len(selects) <= 2, selects
     assert db.execute_sql("SELECT COUNT(*) FROM version").fetchone() == (50 * 21,)

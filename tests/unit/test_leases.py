@@ -2,8 +2,8 @@
 issued, may extend it or answer for it; forged and misrouted results are rejected and the real
 holder's result is then stored, once.
 
-A real Monitor on a real SQLite file, in-process over ``inproc://`` with a fake clock; the test
-plays the runners with DEALER sockets whose identity is their name, as real runners have.
+A real Monitor on a real database (SQLite and PostgreSQL), in-process over ``inproc://`` with a fake
+clock; the test plays the runners with DEALER sockets whose identity is their name, as real runners have.
 """
 
 import json
@@ -15,14 +15,16 @@ from inproc import T0, exchange, inproc_settings, runner_socket, running_monitor
 from kiskadee.service import wire
 from kiskadee.store.models import Analysis, Finding, Version
 
+pytestmark = pytest.mark.both_databases
+
 RUN = {"analyzer": "cppcheck", "tool_version": "2.10", "status": "ok", "duration": 1.0, "error": "",
        "findings": [{"path": "src/a.c", "line": 3, "check_id": "nullPointer", "severity": "high",
                      "message": "forged"}]}
 
 
 @pytest.fixture
-def monitor(tmp_path, context):
-    with running_monitor(inproc_settings(tmp_path, monitor={"analyze": "every"}), context) as service:
+def monitor(db, tmp_path, context):
+    with running_monitor(inproc_settings(tmp_path, db.database, monitor={"analyze": "every"}), context) as service:
         yield service
 
 
@@ -60,7 +62,7 @@ def test_the_job_carries_a_fresh_lease_token(monitor, context):
 def test_a_result_for_a_job_no_runner_holds_is_rejected_and_nothing_is_stored(monitor, context, state):
     announce(monitor, context, "hello")
     job = Version.get()
-    monitor.db.execute_sql("UPDATE version SET state = ?", (state,))
+    Version.update(state=state).execute()
     forger = runner_socket(context, "forger")
     assert_rejected(exchange(monitor, forger, result("forger", job.id, "0" * 32)), job.id, f"is {state}, not leased")
     assert Version.get_by_id(job.id).state == state and Analysis.select().count() == 0

@@ -1,6 +1,7 @@
-"""Retention (``kiskadee prune``) on real SQLite files, with results stored through
+"""Retention (``kiskadee prune``) on real databases (SQLite and PostgreSQL), with results stored through
 kiskadee's own ``record_analysis`` as ``kiskadee analyze`` and the monitor store them."""
 
+import pytest
 from harness import run_kiskadee
 
 from kiskadee.core.findings import Finding
@@ -10,6 +11,8 @@ from kiskadee.store.models import Analysis, Finding as FindingRow, Version, utcn
 from kiskadee.store.prune import prune
 from kiskadee.store.queue import record_analysis
 from kiskadee.store.results import VersionKey
+
+pytestmark = pytest.mark.both_databases
 
 
 def store(db, number, *fingerprints, package="widget"):
@@ -58,10 +61,10 @@ def test_never_prunes_the_newest_or_a_version_in_the_queue(db):
     assert [v.number for v in prune(db, 1, package="other").pruned] == []
 
 
-def test_the_command(db, tmp_path):
+def test_the_command(db):
     for number in ("1.0", "1.1", "1.2"):
         store(db, number, "aa")
-    path = tmp_path / "kiskadee.db"
+    path = db.database
     dry = run_kiskadee("prune", "--db", path, "--keep", "1", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would prune widget 1.0 (local): 1 analyses, 1 findings" in dry.stdout

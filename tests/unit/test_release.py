@@ -1,5 +1,5 @@
 """A runner stopped mid-job (a second SIGTERM) hands the job back: queued again at once, the attempt
-not counted, so a shutdown never costs a job one of its monitor.max_attempts."""
+not counted, so a shutdown never costs a job one of its monitor.max_attempts. On SQLite and PostgreSQL."""
 
 import pytest
 
@@ -8,10 +8,12 @@ from kiskadee.store.models import Version
 
 from inproc import T0, announce, exchange, inproc_settings, runner_socket, running_monitor
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
-def monitor(tmp_path, context):
-    with running_monitor(inproc_settings(tmp_path), context) as service:
+def monitor(db, tmp_path, context):
+    with running_monitor(inproc_settings(tmp_path, db.database), context) as service:
         yield service
 
 
