@@ -72,10 +72,10 @@ def is_server(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
-def default_cache_path(database_location: str) -> str:
-    """The analysis cache's file: cache.db beside the database (in STATE_DIR unless it is moved)."""
-    if is_server(database_location):    # a database server: the state directory
-        return str(Path(default_state_dir()) / "cache.db")
+def default_cache_path(database_location: str, state_dir: str) -> str:
+    """The analysis cache's file: cache.db beside the database, or in ``state_dir`` for a database server."""
+    if is_server(database_location):
+        return str(Path(state_dir) / "cache.db")
     return str(Path(database_location.removeprefix("sqlite://")).parent / "cache.db")
 
 
@@ -400,7 +400,8 @@ class Config:
 
     def __post_init__(self) -> None:
         if not self.analysis.cache.path:    # beside the database, wherever that is
-            cache = dataclasses.replace(self.analysis.cache, path=default_cache_path(self.database.location))
+            cache = dataclasses.replace(self.analysis.cache, path=default_cache_path(self.database.location,
+                                                                                   self.service.state_dir))
             object.__setattr__(self, "analysis", dataclasses.replace(self.analysis, cache=cache))
 
 

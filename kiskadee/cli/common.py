@@ -24,9 +24,10 @@ def with_database(args, settings: config.Config) -> config.Config:
     if not getattr(args, "db", None):
         return settings
     analysis = settings.analysis
-    if analysis.cache.path == config.default_cache_path(settings.database.location):   # the cache moves along
+    state_dir = settings.service.state_dir
+    if analysis.cache.path == config.default_cache_path(settings.database.location, state_dir):  # it moves along
         analysis = dataclasses.replace(analysis, cache=dataclasses.replace(
-            analysis.cache, path=config.default_cache_path(args.db)))
+            analysis.cache, path=config.default_cache_path(args.db, state_dir)))
     database = (dataclasses.replace(settings.database, url=args.db) if config.is_server(args.db)
                 else dataclasses.replace(settings.database, path=args.db, url=""))
     return dataclasses.replace(settings, analysis=analysis, database=database)

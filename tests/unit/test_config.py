@@ -1,6 +1,7 @@
 import pytest
 
 from kiskadee import config
+from kiskadee.config import from_mapping
 from kiskadee.errors import ConfigError
 
 
@@ -98,3 +99,17 @@ def test_shipped_configuration_is_valid_and_documents_every_key():
     undocumented = [f"{section}{name}" for section, name in keys(config.Config, "")
                     if f"[{section.rstrip('.')}]" not in text or f"{name} =" not in text]
     assert undocumented == []
+
+
+def test_a_database_url_selects_a_server_and_the_cache_goes_to_the_state_directory():
+    settings = from_mapping({"database": {"url": "postgresql://kiskadee@/kiskadee?host=/run/postgresql"},
+                             "service": {"state_dir": "/srv/kiskadee"}})
+    assert settings.database.location == "postgresql://kiskadee@/kiskadee?host=/run/postgresql"
+    assert settings.analysis.cache.path == "/srv/kiskadee/cache.db"
+    beside = from_mapping({"database": {"url": "sqlite:///srv/k.db"}})
+    assert beside.database.location == "sqlite:///srv/k.db" and beside.analysis.cache.path == "/srv/cache.db"
+
+
+def test_a_database_url_of_another_kind_is_a_configuration_error():
+    with pytest.raises(ConfigError, match=r"'database.url' must start with postgresql://, postgres://, sqlite:///"):
+        from_mapping({"database": {"url": "mysql://db/kiskadee"}})
