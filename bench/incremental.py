@@ -14,7 +14,9 @@ both store the same findings and coverage, and prints per pair:
   INCR      the same for the incremental analysis
   RATIO     incremental / full, wall and CPU
 
-Pairs: lz4 1.9.4 -> 1.10.0 and cJSON 1.7.14 -> 1.7.15 (tests/fixtures/releases), and
+Pairs: lz4 1.9.4 -> 1.10.0 and cJSON 1.7.14 -> 1.7.15 (tests/fixtures/releases); a Debian minor
+update, cJSON 1.7.15 -> Debian bookworm's 1.7.15-1+deb12u4 (both unpacked by dpkg-source from the
+same .dsc, without and with its security patches, which change four C files and no header); and
 lz4 1.10.0 -> a copy with 5% of its C files changed (one function added at the end of each, every
 20th .c file in path order): the kind of release the target is about (at most 15% of a full run).
 
@@ -23,7 +25,8 @@ clang in build mode (local sandbox with ``build_on_host``), both in one analysis
 configure and make, against each in an analysis of its own (two builds); wall and CPU time, the
 ratio (target: at most 60%), and whether they store the same.
 
-Run:  .venv/bin/python bench/incremental.py [--analyzers flawfinder,gcc] [--jobs 2] [--pairs lz4,cjson,lz4-5%]
+Run:  .venv/bin/python bench/incremental.py [--analyzers flawfinder,gcc] [--jobs 2]
+                                            [--pairs lz4,cjson,cjson-deb,lz4-5%]
                                             [--builds]
 With flawfinder and gcc (per-file mode) it takes about 20 minutes on 2 CPUs under load.
 cppcheck is re-run whole (see the README's "Analysis cache"): it is not in the default set here.
@@ -35,10 +38,12 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from kiskadee.analysis.analyzers import make_analyzers
 from kiskadee.analysis.analyzers.flawfinder import SOURCE_SUFFIXES
@@ -49,9 +54,20 @@ from kiskadee.analysis.sandbox.local import LocalSandbox
 from kiskadee.config import Config, from_mapping
 
 RELEASES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "releases"
+
+
+class DebianSource(NamedTuple):
+    """A Debian source package of tests/fixtures/releases, unpacked with or without its patches."""
+
+    dsc: str
+    patched: bool
+
+
+CJSON_DEBIAN = "cjson_1.7.15-1+deb12u4.dsc"
 PAIRS = {
     "lz4": ("lz4_1.9.4.orig.tar.gz", "lz4_1.10.0.orig.tar.gz"),
     "cjson": ("cjson_1.7.14.orig.tar.gz", "cjson_1.7.15.orig.tar.gz"),
+    "cjson-deb": (DebianSource(CJSON_DEBIAN, patched=False), DebianSource(CJSON_DEBIAN, patched=True)),
     "lz4-5%": ("lz4_1.10.0.orig.tar.gz", None),
 }
 CHANGED_SHARE = 0.05
@@ -68,6 +84,21 @@ def unpack(name: str, into: Path) -> Path:
         archive.extractall(into)
     (tree,) = into.iterdir()
     return tree
+
+
+def dpkg_source(source: DebianSource, into: Path) -> Path:
+    """The tree dpkg-source unpacks: the orig and debian/, the patches applied if ``source.patched``."""
+    tree = into / "tree"
+    into.mkdir(parents=True)
+    subprocess.run(["dpkg-source", "--no-copy", *([] if source.patched else ["--skip-patches"]), "-x",
+                    str(RELEASES / source.dsc), str(tree)], check=True, capture_output=True, timeout=120)
+    # quilt's copies of the files before each patch: no build reads them.
+    shutil.rmtree(tree / ".pc", ignore_errors=True)
+    return tree
+
+
+def prepare(source, into: Path) -> Path:
+    return dpkg_source(source, into) if isinstance(source, DebianSource) else unpack(source, into)
 
 
 def five_percent_changed(tree: Path, into: Path) -> Path:
@@ -110,8 +141,8 @@ def stored(runs) -> list:
 
 def measure(name: str, names, settings, work: Path) -> dict:
     old_name, new_name = PAIRS[name]
-    old = unpack(old_name, work / "old")
-    new = unpack(new_name, work / "new") if new_name else five_percent_changed(old, work / "new")
+    old = prepare(old_name, work / "old")
+    new = prepare(new_name, work / "new") if new_name else five_percent_changed(old, work / "new")
     cache = UnitCache(str(work / "cache.db"), 1 << 32)
     timed(old, names, settings, Reuse(cache, f"bench/{name}"))
     full, full_wall, full_cpu = timed(new, names, settings)
@@ -173,11 +204,11 @@ def main() -> int:
             print(f"{pair}: done", flush=True)
     built = builds(args.jobs) if args.builds else ""
     print(f"\nanalyzers: {', '.join(names)} (compiled ones per-file, {args.jobs} jobs); local sandbox\n")
-    print(f"{'PAIR':<8}{'CHANGED':>10}{'REUSED':>12}{'FULL wall/cpu':>17}{'INCR wall/cpu':>17}"
+    print(f"{'PAIR':<10}{'CHANGED':>10}{'REUSED':>12}{'FULL wall/cpu':>17}{'INCR wall/cpu':>17}"
           f"{'RATIO wall/cpu':>17}  SAME")
     for r in results:
         (fw, fc), (iw, ic) = r["full"], r["incremental"]
-        print(f"{r['pair']:<8}{r['changed']:>5}/{r['files']:<4}{r['reused']:>6}/{r['units']:<5}"
+        print(f"{r['pair']:<10}{r['changed']:>5}/{r['files']:<4}{r['reused']:>6}/{r['units']:<5}"
               f"{fw:>8.1f}/{fc:<8.1f}{iw:>8.1f}/{ic:<8.1f}{iw / fw:>8.0%}/{ic / fc:<8.0%}  "
               f"{'yes' if r['same'] else 'NO'}")
     if built:

@@ -16,6 +16,7 @@ the whole write refused.
 """
 
 import logging
+import re
 import urllib.parse
 from typing import Optional, Sequence
 
@@ -97,12 +98,11 @@ def from_sqlite(statement: str) -> str:
 
 
 def display(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    """``url`` without its password (user:PASSWORD@ or ?password=), for messages and logs."""
+    password = urllib.parse.urlsplit(url).password
+    if password:
+        url = url.replace(f":{password}@", ":***@", 1)
+    return re.sub(r"([?&])password=[^&]*", r"\1password=***", url)
 
 
 def is_busy(exc: peewee.DatabaseError) -> bool:

@@ -17,7 +17,7 @@ from kiskadee.core.runs import AnalyzerRun
 from kiskadee.errors import EXIT_DATABASE, DatabaseError
 from kiskadee.store import retry
 from kiskadee.store.db import DatabaseBusy, close_database, open_database
-from kiskadee.store.postgresql import WRITE_LOCK
+from kiskadee.store.postgresql import WRITE_LOCK, display
 from kiskadee.store.queue import record_analysis
 from kiskadee.store.results import VersionKey
 
@@ -96,3 +96,20 @@ def test_text_with_nul_characters_is_stored_with_them_replaced(url):
                           " UNION ALL SELECT '', '', error FROM analysis WHERE status = 'failed'").fetchall()
     assert rows == [("copy \ufffd here", "char b[4];\nstrcpy(b, \"\ufffd\");", ""), ("", "", "crashed on \ufffd")]
     close_database(db)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://kiskadee:s3cret@/kiskadee?host=/run/postgresql", "postgresql://kiskadee:***@/kiskadee?host=/run/postgresql"),
+    ("postgresql:///kiskadee?user=k&password=s3cret&host=/tmp", "postgresql:///kiskadee?user=k&password=***&host=/tmp"),
+    ("postgresql:///kiskadee?password=s3cret", "postgresql:///kiskadee?password=***"),
+    ("postgresql:///kiskadee?host=/run/postgresql", "postgresql:///kiskadee?host=/run/postgresql"),
+])
+def test_messages_and_logs_never_show_the_password(url, shown):
+    assert display(url) == shown
+
+
+def test_a_refused_connection_names_the_database_without_its_password(postgresql):
+    url = postgresql.url("no_such_database").replace("user=kiskadee", "user=kiskadee&password=s3cret")
+    with pytest.raises(DatabaseError) as refused:
+        open_database(url)
+    assert "s3cret" not in str(refused.value) and "password=***" in str(refused.value)
