@@ -19,7 +19,7 @@ from harness import FIXTURES, unpack_hello
 from kiskadee.analysis.analyzers.clang import Clang
 from kiskadee.analysis.analyzers.framac import FramaC
 from kiskadee.analysis.analyzers.gcc import Gcc
-from kiskadee.analysis.pipeline import analyze_tree
+from kiskadee.analysis.pipeline import analyze_tree, run_analyzer
 from kiskadee.analysis.sandbox.base import Limits
 from kiskadee.analysis.sandbox.docker import DockerSandbox
 from kiskadee.analysis.sandbox.local import LocalSandbox
@@ -111,6 +111,27 @@ def test_hello_build_mode_findings_in_docker_are_the_local_ones(hello):
     assert ("lib/xmalloc.c", 86, "analyzer-null-argument") in {(f.path, f.line, f.check_id) for f in docker.findings}
     # Paths in the copy the build ran in (/out/build/tree) are stored as source paths.
     assert [f.path for f in docker.findings if f.path.startswith("/")] == []
+
+
+def test_gcc_and_clang_in_their_containers_share_one_build_and_find_what_separate_builds_find(
+        hello, in_docker, tmp_path):
+    """The build directory is mounted at /build in each analyzer's container: clang takes the units
+    of gcc's build there, without configuring or building again, and finds what its own build finds."""
+    tree = unpack_hello(tmp_path)
+    settings = [Gcc(GccConfig(mode="auto", jobs=2)), Clang(ClangConfig(mode="auto", jobs=2))]
+    build = tmp_path / "build"
+    build.mkdir(mode=0o777)
+    shared = []
+    for analyzer in settings:
+        shared.append(run_analyzer(analyzer, tree, in_docker, LIMITS, {"c": 1}, str(tmp_path), build=build))
+        if len(shared) == 1:
+            outcome = build / "kiskadee-build.json"
+            built = (outcome.stat().st_mtime_ns, sorted(path.name for path in build.iterdir()))
+    assert (outcome.stat().st_mtime_ns, sorted(path.name for path in build.iterdir())) == built
+    assert [(run.status, run.mode, run.files_analyzed) for run in shared] == [("ok", "autotools", 21)] * 2
+    assert findings(shared[0]) == findings(hello[0])            # gcc with a build of its own
+    [clang_alone] = analyze_tree(tree, [Clang(ClangConfig(mode="auto", jobs=2))], in_docker, LIMITS)
+    assert findings(shared[1]) == findings(clang_alone) and coverage(shared[1]) == coverage(clang_alone)
 
 
 def test_no_container_is_left_behind(planted, hello):
