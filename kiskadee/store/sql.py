@@ -25,9 +25,9 @@ def execute(statement: str, *params):
 
 def execute_many(statement: str, rows: Iterable[Sequence]) -> int:
     """Run one statement for each of ``rows``; how many rows it changed (an ignored INSERT changes none)."""
-    if isinstance(database.obj, postgresql.WriterLockedPostgresql):
-        rows = map(postgresql.storable, rows)
     with peewee.__exception_wrapper__:              # the driver's errors as peewee's, as execute_sql raises them
+        if isinstance(database.obj, postgresql.WriterLockedPostgresql):
+            return postgresql.execute_many(database.obj, _marked(statement), rows)
         cursor = database.cursor()
-        cursor.executemany(_marked(statement), rows)    # sqlite3 returns the cursor, psycopg2 None
-    return cursor.rowcount
+        cursor.executemany(_marked(statement), rows)
+        return cursor.rowcount

@@ -54,6 +54,8 @@ def traced_selects(db):
     selects = []
 
     def note(statement):
+        if isinstance(statement, bytes):        # psycopg2's execute_values composes the query as bytes
+            statement = statement.decode()
         if statement.lstrip().upper().startswith("SELECT"):
             selects.append(statement)
 
