@@ -9,15 +9,12 @@ an interrupted copy leaves it as empty as it was.
 """
 
 import contextlib
-import logging
 from typing import Callable, Dict, Iterator, Sequence
 
 import peewee
 
 from kiskadee.errors import DatabaseError, UsageError
-from kiskadee.store import migrations
-
-log = logging.getLogger(__name__)
+from kiskadee.store import migrations, postgresql
 
 # Every table of the latest schema but schema_migration (the target has its own), parents first.
 TABLES = ("fetcher", "package", "version", "analyzer", "analysis", "finding", "runner", "waiver", "outbox")
@@ -69,7 +66,7 @@ def _copy_table(source: peewee.Database, target: peewee.Database, table: str) ->
         rows = cursor.fetchmany(BATCH)
         if not rows:
             break
-        _insert(target, f"INSERT INTO {table} ({quoted}) VALUES", len(written), rows)
+        _insert(target, table, quoted, len(written), rows)
         count += len(rows)
     if later:
         pairs = source.execute_sql(f"SELECT {later}, id FROM {table} WHERE {later} IS NOT NULL").fetchall()
@@ -78,13 +75,12 @@ def _copy_table(source: peewee.Database, target: peewee.Database, table: str) ->
     return count
 
 
-def _insert(target: peewee.Database, statement: str, width: int, rows: Sequence[Sequence]) -> None:
-    if isinstance(target, peewee.PostgresqlDatabase):
-        from psycopg2.extras import execute_values      # one statement per batch, not per row
-        execute_values(target.cursor(), f"{statement} %s", rows, page_size=len(rows))
+def _insert(target: peewee.Database, table: str, quoted: str, width: int, rows: Sequence[Sequence]) -> None:
+    statement = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join([target.param] * width)})"
+    if isinstance(target, postgresql.WriterLockedPostgresql):
+        postgresql.execute_many(target, statement, rows)    # a VALUES list a batch, text made storable
     else:
-        marks = ", ".join("?" * width)
-        target.cursor().executemany(f"{statement} ({marks})", rows)
+        target.cursor().executemany(statement, rows)
 
 
 def _move_sequences(target: peewee.Database) -> None:

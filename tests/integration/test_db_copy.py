@@ -116,3 +116,17 @@ def test_backup_of_a_postgresql_database_points_to_the_tools_that_do_it(postgres
     result = run_kiskadee("db", "backup", "--db", postgresql.fresh_database(), str(tmp_path / "b.db"))
     assert result.returncode == 2
     assert "pg_dump" in result.stderr and "kiskadee db copy" in result.stderr
+
+
+def test_text_with_nul_characters_reaches_postgresql_with_them_replaced(postgresql, tmp_path):
+    """SQLite keeps a NUL that a hostile source line put in a finding; PostgreSQL's text cannot hold it."""
+    site = str(tmp_path / "nul.db")
+    db = open_database(site)
+    record_analysis(VersionKey("local", "widget", "1.0"),
+                    [AnalyzerRun("cppcheck", "2.10", "ok", findings=[finding("e" * 32, 3, "bad \x00 byte")])], db=db)
+    close_database(db)
+    server = postgresql.fresh_database()
+    assert run_kiskadee("db", "copy", "--from", site, "--to", server).returncode == 0
+    assert [row[0] for row in table_rows(server)["finding"]] == [1]
+    with other_connection(server) as connection:
+        assert connection.rows("SELECT message FROM finding") == [("bad \ufffd byte",)]
