@@ -184,6 +184,12 @@ class Suite:
         with other_connection(self.db) as connection:
             return connection.rows(sql, *params)
 
+    def wait_analyzing(self, runner: str = "", timeout: float = 30) -> None:
+        """Wait until ``runner`` (any runner, when '') tells the monitor it is analyzing."""
+        which = " AND name = ?" if runner else ""
+        wait_until(lambda: self.rows(f"SELECT 1 FROM runner WHERE activity LIKE 'analyzing%'{which}",
+                                     *([runner] if runner else [])), timeout, f"{runner or 'a runner'} analyzing")
+
     def states(self):
         return dict(self.rows("SELECT p.name || ' ' || v.number, v.state FROM version v "
                               "JOIN package p ON p.id = v.package_id"))

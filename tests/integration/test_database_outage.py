@@ -21,8 +21,7 @@ def test_a_result_sent_while_the_server_is_down_is_stored_once_when_it_is_back(p
         suite.start_monitor()
         suite.start_runner("r1")
         submit(suite, "hello", "2.10", HELLO_TARBALL)
-        wait_until(lambda: suite.rows("SELECT 1 FROM runner WHERE name = 'r1' AND activity LIKE 'analyzing%'"),
-                   30, "r1 analyzing")
+        suite.wait_analyzing("r1")
         postgresql.stop()
         try:
             wait_until(lambda: "sending the result again" in suite.log("r1"), 120,

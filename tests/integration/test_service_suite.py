@@ -131,8 +131,7 @@ def test_runner_killed_mid_analysis_the_job_is_leased_again_and_stored_once(shor
         suite.start_monitor()
         suite.start_runner("r1")
         submit(suite, "hello", "2.10", HELLO_TARBALL)
-        wait_until(lambda: suite.rows("SELECT 1 FROM runner WHERE name = 'r1' AND activity LIKE 'analyzing%'"),
-                   30, "r1 analyzing")
+        suite.wait_analyzing("r1")
         suite.kill("r1")
         suite.start_runner("r2")
         wait_until(lambda: suite.states().get("hello 2.10") == "done", 90, "hello analyzed by r2")
@@ -200,7 +199,7 @@ def test_first_sigterm_lets_the_runner_finish_its_job(short_tmp):
         suite.start_monitor()
         runner = suite.start_runner("r1")
         submit(suite, "hello", "2.10", HELLO_TARBALL)
-        wait_until(lambda: suite.rows("SELECT 1 FROM runner WHERE activity LIKE 'analyzing%'"), 30, "analysis")
+        suite.wait_analyzing()
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(60) == 0
         assert suite.states() == {"hello 2.10": "done"}
