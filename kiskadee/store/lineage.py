@@ -24,7 +24,7 @@ from typing import Callable, Collection, Dict, List, Optional, Tuple
 from kiskadee.core import versions
 from kiskadee.core.states import COMPLETED
 from kiskadee.store import sql
-from kiskadee.store.models import Fetcher, Package, Version
+from kiskadee.store.models import Package, Version
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ _COMPLETED_MARKS = ", ".join("?" * len(_COMPLETED))
 
 def scheme_of(package: Package) -> str:
     """The version rules of a package's fetcher."""
-    return versions.scheme_of(Fetcher.get_by_id(package.fetcher_id).name)
+    return versions.scheme_of(package.fetcher.name)     # loaded once per package instance
 
 
 def _comparator(scheme: str) -> Callable[[str, str], int]:

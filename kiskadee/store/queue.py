@@ -37,7 +37,7 @@ from kiskadee.core.runs import AnalyzerRun
 from kiskadee.core.states import FAILURES, IN_QUEUE, RETRYABLE, ForbiddenTransition, VersionState, check_transition
 from kiskadee.store import outbox
 from kiskadee.store.db import retry_when_busy, write_transaction
-from kiskadee.store.models import Version, utcnow
+from kiskadee.store.models import Fetcher, Package, Version, utcnow
 from kiskadee.store.results import VersionKey, get_version, store_runs
 
 log = logging.getLogger(__name__)
@@ -62,19 +62,24 @@ def _move(job: Version, state: VersionState) -> None:
     job.state = state.value
 
 
-def _due(now: datetime.datetime) -> peewee.ModelSelect:
-    return Version.select().where((Version.state == VersionState.QUEUED)
-                                  & (Version.not_before.is_null() | (Version.not_before <= now)))
+def _due(now: datetime.datetime) -> peewee.Expression:
+    return (Version.state == VersionState.QUEUED) & (Version.not_before.is_null() | (Version.not_before <= now))
+
+
+def _jobs() -> peewee.ModelSelect:
+    """Versions with their package and fetcher in the same row: the job message, the lineage and the
+    outbox read both, and would otherwise load each with a query of its own."""
+    return Version.select(Version, Package, Fetcher).join(Package).join(Fetcher)
 
 
 def any_due(now: datetime.datetime) -> bool:
     """Whether a queued job is due at ``now``: a read without the write lock, before leasing."""
-    return _due(now).exists()
+    return Version.select().where(_due(now)).exists()
 
 
 def lease(runner: str, policy: QueuePolicy, now: datetime.datetime) -> Optional[Version]:
     """Give the oldest queued job that is due to ``runner``; None if there is none."""
-    job = _due(now).order_by(Version.queued_at, Version.id).first()
+    job = _jobs().where(_due(now)).order_by(Version.queued_at, Version.id).first()
     if job is None:
         return None
     _move(job, VersionState.LEASED)
@@ -94,9 +99,10 @@ def release(job: Version) -> None:
     job.save()
 
 
-def holder(job_id: int, runner: str, token: str) -> Version:
-    """The job ``runner`` holds the current lease of with ``token``; LeaseRefused saying why if not."""
-    job = Version.get_or_none(Version.id == job_id)
+def holder(job_id: int, runner: str, token: str, job: Optional[Version] = None) -> Version:
+    """The job ``runner`` holds the current lease of with ``token``; LeaseRefused saying why if not.
+    ``job``: the job's row, if the caller has read it already."""
+    job = job or _jobs().where(Version.id == job_id).first()
     if job is None:
         raise LeaseRefused(f"job {job_id} does not exist")
     if job.state != VersionState.LEASED:
@@ -175,10 +181,10 @@ def complete(job_id: int, fields: dict, runs: Sequence[AnalyzerRun], policy: Que
     wraps this in one transaction.
     """
     runner, token = fields.get("runner", ""), fields.get("lease", "")
-    job = Version.get_or_none(Version.id == job_id)
+    job = _jobs().where(Version.id == job_id).first()
     if job is not None and job.state not in IN_QUEUE and job.leased_by == runner and _token_matches(job, token):
         return "duplicate"
-    job = holder(job_id, runner, token)
+    job = holder(job_id, runner, token, job)
     if fields.get("error"):
         if fields.get("transient"):
             requeue(job, fields["error"], policy, now)
