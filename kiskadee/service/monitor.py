@@ -39,16 +39,13 @@ from kiskadee.service.loop import Instant, Service
 from kiskadee.service.systemd import bind, listen_fds
 from kiskadee.store import queue
 from kiskadee.store.catalog import Catalog
-from kiskadee.store.db import close_database, open_database
+from kiskadee.store.db import close_database, open_database, unreachable
 from kiskadee.store.models import Runner, Version
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 500
 HOUSEKEEPING_SECONDS = 1.0
-# Database errors saying the database cannot be reached or written just now (a server restarting, a
-# lock held too long, a full disk), not that the message being handled is wrong.
-UNAVAILABLE = (peewee.OperationalError, peewee.InterfaceError)
 IDLE_RUNNER_TTL = 30.0          # an idle runner re-announces itself every few seconds
 LOGGED_PER_MINUTE = 50          # rejections and contained errors logged one by one; beyond, counted
 
@@ -93,6 +90,7 @@ class Monitor(Service):
         self.poll_ms = POLL_MS          # how long a step waits for a message; tests drive steps faster
         self._housekept: Optional[Instant] = None
         self._unavailable: Optional[Instant] = None     # when the database last could not be reached
+        self._outage: Optional[Instant] = None          # since when it cannot, while it cannot
 
     def setup(self) -> None:
         self.ranking_priors = ranking.load_priors(self.settings.ranking.priors)    # before anything starts
@@ -130,6 +128,10 @@ class Monitor(Service):
         """
         ready = dict(self.poller.poll(self.poll_ms))
         try:
+            if self._outage is not None:
+                self.db.execute_sql("SELECT 1")     # back yet? (a step may touch nothing else)
+                log.warning("the database is back after %.0f s", now.since(self._outage))
+                self._outage = None
             if self.intake in ready:
                 self.take_events(now)
             if self.work in ready:
@@ -138,12 +140,15 @@ class Monitor(Service):
                 self._housekept = now
                 self.housekeeping(now)
             self.dispatch(now)
-        except UNAVAILABLE as exc:
+        except peewee.DatabaseError as exc:
+            if not unreachable(self.db, exc):
+                raise
             self._unavailable = now
             self.counters["database-unavailable"] += 1
-            if self.log_limit.allow(now):
-                log.warning("the database is unavailable (%s); nothing was answered, senders and runners send "
-                            "again (%d steps so far)", str(exc).strip(), self.counters["database-unavailable"])
+            if self._outage is None:
+                self._outage = now
+                log.warning("the database is unavailable (%s); answering nothing until it is back: senders "
+                            "and runners send again", " ".join(str(exc).split()))
 
     def teardown(self) -> None:
         for sock in (getattr(self, "intake", None), getattr(self, "work", None)):
@@ -169,10 +174,10 @@ class Monitor(Service):
             with self.db.atomic():
                 reasons = [self._record(delivery.frame, stamp) for delivery in deliveries]
                 self.catalog.flush()
-        except UNAVAILABLE:
-            self.catalog.reset()
-            raise
-        except Exception:   # noqa: BLE001 (contained: the events are recorded one by one below)
+        except Exception as exc:   # noqa: BLE001 (contained: the events are recorded one by one below)
+            if unreachable(self.db, exc):
+                self.catalog.reset()
+                raise
             self._contained(f"recording a batch of {len(deliveries)} events; recording them one by one", now)
             self.catalog.reset()
             with self.db.atomic():
@@ -204,9 +209,10 @@ class Monitor(Service):
                 reason = self._record(frame, now)
                 self.catalog.flush()
             return reason
-        except UNAVAILABLE:
-            raise
         except Exception as exc:    # noqa: BLE001 (contained to this event, logged with its traceback)
+            if unreachable(self.db, exc):
+                self.catalog.reset()
+                raise
             self._contained("recording an event", instant)
             self.catalog.reset()    # its cache may hold what the savepoint rolled back
             return f"the monitor could not record this event: {type(exc).__name__}: {exc}"
@@ -256,9 +262,9 @@ class Monitor(Service):
             return
         try:
             handlers[message.type](identity, message.fields, now)
-        except UNAVAILABLE:
-            raise                   # not this message's fault: unanswered, it comes again
         except Exception as exc:    # noqa: BLE001 (contained to this message, logged with its traceback)
+            if unreachable(self.db, exc):
+                raise               # not this message's fault: unanswered, it comes again
             self._contained(f"handling a {message.type} message from runner {message.fields['runner']!r}", now)
             if message.type == "result":
                 reason = f"the monitor could not store this result: {type(exc).__name__}: {exc}"

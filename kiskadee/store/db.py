@@ -187,6 +187,15 @@ def write_transaction(db: peewee.Database) -> Iterator[None]:
                            "process, such as the monitor, was writing it); nothing was changed, try again") from None
 
 
+def unreachable(db: peewee.Database, exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or written just now (a server restarting
+    or gone, a lock held too long, a full disk), rather than that the statement was wrong."""
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+        return True
+    return isinstance(exc, peewee.DatabaseError) and isinstance(db, postgresql.WriterLockedPostgresql) \
+        and postgresql.unreachable(exc)
+
+
 def retry_when_busy(write: Callable[[], T], attempts: int = 4, backoff_seconds: float = 1.0) -> T:
     """``write()``, which runs a write_transaction, tried again after a growing pause while the database is busy.
 

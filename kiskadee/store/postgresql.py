@@ -37,9 +37,17 @@ class WriterLockedPostgresql(peewee.PostgresqlDatabase):
         super().__init__(url)
         self.busy_timeout_ms = busy_timeout_ms
 
+    def connection_lost(self) -> bool:
+        """Whether the server closed this connection (it restarted, or went away): psycopg2 marks it
+        closed, or (as after a failed statement) no longer knows the state of its transaction."""
+        if self.is_closed():
+            return False
+        connection = self._state.conn
+        return bool(connection.closed) or self._adapter.txn_status(connection) == self._adapter.txn_unknown
+
     def cursor(self, *args, **kwargs):
         """A cursor; on a connection the server closed (a restart), a new connection first."""
-        if not self.is_closed() and self._state.conn.closed and not self.in_transaction():
+        if self.connection_lost() and not self.in_transaction():
             log.warning("%s: the server closed the connection; connecting again", display(self.database))
             self.close()
         return super().cursor(*args, **kwargs)
@@ -131,6 +139,23 @@ def display(url: str) -> str:
     if password:
         url = url.replace(f":{password}@", ":***@", 1)
     return re.sub(r"([?&])password=[^&]*", r"\1password=***", url)
+
+
+# SQLSTATE classes of a server that cannot serve now: connection exception, insufficient resources
+# (a full disk), operator intervention (shutting down), system error; and a lock wait that timed out.
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def unreachable(exc: peewee.DatabaseError) -> bool:
+    """Whether ``exc`` (peewee's, wrapping psycopg2's) says the server cannot be reached or cannot
+    serve just now, rather than that the statement was wrong. psycopg2 reports a connection the
+    server closed mid-statement as a bare DatabaseError with no SQLSTATE."""
+    original = getattr(exc, "orig", None)       # the driver's exception, which peewee keeps
+    if type(original).__name__ not in ("DatabaseError", "OperationalError", "InterfaceError"):
+        return False
+    code = getattr(original, "pgcode", "")
+    return code is None or code[:2] in _UNAVAILABLE_CLASSES or code == _LOCK_NOT_AVAILABLE
 
 
 def is_busy(exc: peewee.DatabaseError) -> bool:

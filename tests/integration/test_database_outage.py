@@ -24,14 +24,15 @@ def test_a_result_sent_while_the_server_is_down_is_stored_once_when_it_is_back(p
         suite.wait_analyzing("r1")
         postgresql.stop()
         try:
-            wait_until(lambda: "sending the result again" in suite.log("r1"), 120,
-                       "the runner's result to go unanswered")
-            assert "the database is unavailable" in suite.log("monitor")
+            wait_until(lambda: any(word in suite.log("r1") for word in ("sending the result again", "rejected")),
+                       120, "the runner's result to go unanswered")
+            assert "rejected" not in suite.log("r1"), suite.log("monitor")[-3000:]     # a lost result
+            assert suite.log("monitor").count("the database is unavailable") == 1    # said once, not each step
             assert suite.processes["monitor"].poll() is None        # it waits for the database, running
         finally:
             postgresql.start_again()
         wait_until(lambda: suite.states().get("hello 2.10") == "done", 60, "the result stored")
-        assert "connecting again" in suite.log("monitor")
+        assert "connecting again" in suite.log("monitor") and "the database is back after" in suite.log("monitor")
         assert suite.rows("SELECT attempts, leased_by FROM version") == [(1, "r1")]   # not analyzed again
         assert suite.rows("SELECT analyzer, COUNT(*) FROM analysis_detail GROUP BY analyzer ORDER BY analyzer") == [
             ("cppcheck", 1), ("flawfinder", 1)]

@@ -9,6 +9,7 @@ connection holding the lock, as the monitor's transaction does.
 import threading
 import time
 
+import peewee
 import psycopg2
 import pytest
 
@@ -16,7 +17,7 @@ from kiskadee.core.findings import Finding
 from kiskadee.core.runs import AnalyzerRun
 from kiskadee.errors import EXIT_DATABASE, DatabaseError
 from kiskadee.store import retry
-from kiskadee.store.db import DatabaseBusy, close_database, open_database
+from kiskadee.store.db import DatabaseBusy, close_database, open_database, unreachable
 from kiskadee.store.postgresql import WRITE_LOCK, display
 from kiskadee.store.queue import record_analysis
 from kiskadee.store.results import VersionKey
@@ -113,3 +114,16 @@ def test_a_refused_connection_names_the_database_without_its_password(postgresql
     with pytest.raises(DatabaseError) as refused:
         open_database(url)
     assert "s3cret" not in str(refused.value) and "password=***" in str(refused.value)
+
+
+def test_a_wrong_statement_is_not_an_unreachable_database_but_a_lock_never_granted_is(url, other_writer):
+    """The monitor waits out an unreachable database and answers nothing; a wrong statement it must not."""
+    db = open_database(url, busy_timeout_ms=100)
+    with pytest.raises(peewee.DatabaseError) as wrong:
+        db.execute_sql("SELEC 1")
+    assert not unreachable(db, wrong.value)
+    with pytest.raises(peewee.DatabaseError) as locked:
+        with db.atomic():
+            pass
+    assert unreachable(db, locked.value)
+    close_database(db)
