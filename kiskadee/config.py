@@ -72,11 +72,16 @@ def is_server(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
+def sqlite_path(location: str) -> str:
+    """The file an SQLite location names: a path, or sqlite:///PATH."""
+    return location.removeprefix("sqlite://")
+
+
 def default_cache_path(database_location: str, state_dir: str) -> str:
     """The analysis cache's file: cache.db beside the database, or in ``state_dir`` for a database server."""
     if is_server(database_location):
         return str(Path(state_dir) / "cache.db")
-    return str(Path(database_location.removeprefix("sqlite://")).parent / "cache.db")
+    return str(Path(sqlite_path(database_location)).parent / "cache.db")
 
 
 def default_state_dir() -> str:

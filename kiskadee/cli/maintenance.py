@@ -107,7 +107,7 @@ def cmd_db_copy(args, settings: config.Config) -> int:
     source_location = args.source or settings.database.location
     if source_location == args.target:
         raise UsageError(f"{args.target}: --from and --to name the same database")
-    if not config.is_server(source_location) and not Path(source_location.removeprefix("sqlite://")).exists():
+    if not config.is_server(source_location) and not Path(config.sqlite_path(source_location)).exists():
         raise DatabaseError(f"{source_location}: no such database")
     timeout = settings.database.busy_timeout_ms
     source = open_database(source_location, schema="current", busy_timeout_ms=timeout)

@@ -33,7 +33,7 @@ from typing import Callable, Iterator, TypeVar
 
 import peewee
 
-from kiskadee.config import is_server
+from kiskadee.config import is_server, sqlite_path
 from kiskadee.errors import DatabaseError
 from kiskadee.store import migrations, postgresql
 from kiskadee.store.models import database
@@ -59,7 +59,7 @@ def open_database(location: str, *, schema: str = "upgrade", busy_timeout_ms: in
     """
     if is_server(location):
         return _open_server(location, schema, busy_timeout_ms)
-    return _open_file(location.removeprefix("sqlite://"), schema, busy_timeout_ms)
+    return _open_file(sqlite_path(location), schema, busy_timeout_ms)
 
 
 def _open_server(url: str, schema: str, busy_timeout_ms: int) -> peewee.Database:

@@ -151,13 +151,18 @@ def unreachable(exc: peewee.DatabaseError) -> bool:
     """Whether ``exc`` (peewee's, wrapping psycopg2's) says the server cannot be reached or cannot
     serve just now, rather than that the statement was wrong. psycopg2 reports a connection the
     server closed mid-statement as a bare DatabaseError with no SQLSTATE."""
-    original = getattr(exc, "orig", None)       # the driver's exception, which peewee keeps
+    original = getattr(exc, "orig", None)
     if type(original).__name__ not in ("DatabaseError", "OperationalError", "InterfaceError"):
         return False
-    code = getattr(original, "pgcode", "")
+    code = _sqlstate(exc)
     return code is None or code[:2] in _UNAVAILABLE_CLASSES or code == _LOCK_NOT_AVAILABLE
 
 
 def is_busy(exc: peewee.DatabaseError) -> bool:
     """Whether ``exc`` is the lock timeout of a writer that waited for another."""
-    return "lock timeout" in str(exc)
+    return _sqlstate(exc) == _LOCK_NOT_AVAILABLE
+
+
+def _sqlstate(exc: peewee.DatabaseError) -> Optional[str]:
+    """The SQLSTATE of the driver's exception that peewee keeps; None where the server gave none."""
+    return getattr(getattr(exc, "orig", None), "pgcode", "")
